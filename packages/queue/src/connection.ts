@@ -1,0 +1,52 @@
+import { Cluster, type ClusterNode, Redis, type RedisOptions } from 'ioredis';
+
+export type RedisConnection = Redis | Cluster;
+
+export interface RedisTarget {
+  /** `redis://…` of a single server; ignored when `clusterNodes` is set. */
+  url: string;
+  /** `host:port` of cluster nodes; when non-empty, a Redis Cluster is used. */
+  clusterNodes?: readonly string[] | undefined;
+}
+
+function parseClusterNodes(nodes: readonly string[]): ClusterNode[] {
+  return nodes.map((node) => {
+    const i = node.lastIndexOf(':');
+    return { host: node.slice(0, i), port: Number(node.slice(i + 1)) };
+  });
+}
+
+function connect(target: RedisTarget, options: RedisOptions): RedisConnection {
+  if (target.clusterNodes && target.clusterNodes.length > 0) {
+    return new Cluster(parseClusterNodes(target.clusterNodes), {
+      redisOptions: options,
+      enableOfflineQueue: options.enableOfflineQueue ?? true,
+    });
+  }
+  return new Redis(target.url, options);
+}
+
+/**
+ * For the ingest: a command fails at once while Redis is unreachable instead of waiting in an
+ * offline queue, so the webhook answers 503 quickly (Gladly gives up after 15 s).
+ */
+export function createProducerConnection(target: RedisTarget, name = 'producer'): RedisConnection {
+  return connect(target, {
+    connectionName: `gk-${name}`,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 1_000,
+    commandTimeout: 1_500,
+    retryStrategy: (times) => Math.min(times * 200, 2_000),
+  });
+}
+
+/** For BullMQ workers: blocking commands must never time out on the client side. */
+export function createWorkerConnection(target: RedisTarget, name = 'worker'): RedisConnection {
+  return connect(target, {
+    connectionName: `gk-${name}`,
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    retryStrategy: (times) => Math.min(times * 200, 2_000),
+  });
+}

@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { emailKey, Transition } from '@gk/domain';
+import type { JobsOptions } from 'bullmq';
+import { z } from 'zod';
+
+/** Payload of a `transitions` job: exactly the transition the ingest accepted. */
+export const TransitionJobData = Transition;
+export type TransitionJobData = Transition;
+
+/** Payload of a `deliveries` job: one transition for one email address. */
+export const DeliveryJobData = Transition.extend({
+  email: z.string().min(1),
+  /** The customer id the email was found under (differs from customerId after a merge). */
+  resolvedCustomerId: z.string().min(1),
+});
+export type DeliveryJobData = z.infer<typeof DeliveryJobData>;
+
+/**
+ * BullMQ job ids may not contain `:` (its key separator) and may not be all digits (those are
+ * taken for its own counter ids). Gladly event ids are opaque strings, so any id that is not
+ * plainly safe is hashed; a safe one is kept readable for operators.
+ */
+function safeIdPart(raw: string): string {
+  if (/^[A-Za-z0-9_-]{1,100}$/.test(raw) && !/^\d+$/.test(raw)) return raw;
+  return `h${createHash('sha256').update(raw).digest('hex').slice(0, 32)}`;
+}
+
+/** The same Gladly event id always gives the same transition job id (redeliveries collapse). */
+export function transitionJobId(eventId: string): string {
+  return `t-${safeIdPart(eventId)}`;
+}
+
+/** One delivery per (Gladly event, email): a retried fan-out adds nothing new. */
+export function deliveryJobId(eventId: string, email: string): string {
+  const emailPart = createHash('sha256').update(emailKey(email)).digest('hex').slice(0, 24);
+  return `d-${safeIdPart(eventId)}-${emailPart}`;
+}
+
+const HOUR = 3600;
+
+/**
+ * Completed jobs are the dedupe memory for redeliveries: Gladly retries for about an hour and
+ * its Events API lets us backfill the last 24 h, so keep them 48 h to cover both with margin.
+ * Failed jobs stay for 14 days for an operator to inspect and retry.
+ */
+export const COMPLETED_RETENTION_SECONDS = 48 * HOUR;
+export const FAILED_RETENTION_SECONDS = 14 * 24 * HOUR;
+
+export const transitionJobOptions: JobsOptions = {
+  attempts: 25,
+  backoff: { type: 'bridge' },
+  removeOnComplete: { age: COMPLETED_RETENTION_SECONDS },
+  removeOnFail: { age: FAILED_RETENTION_SECONDS },
+};
+
+/**
+ * Klaviyo outages must be ridden out for at least 24 h: with backoff capped at 10 min, 200
+ * attempts cover well over a day (the worker's backoff strategy is named `bridge`).
+ */
+export const deliveryJobOptions: JobsOptions = {
+  attempts: 200,
+  backoff: { type: 'bridge' },
+  removeOnComplete: { age: COMPLETED_RETENTION_SECONDS },
+  removeOnFail: { age: FAILED_RETENTION_SECONDS },
+};

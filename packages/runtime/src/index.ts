@@ -1,0 +1,6 @@
+export * from './env.js';
+export * from './health-server.js';
+export * from './logger.js';
+export * from './readiness.js';
+export * from './redis-checks.js';
+export * from './shutdown.js';

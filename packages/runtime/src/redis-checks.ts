@@ -1,0 +1,39 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { withTimeout } from './readiness.js';
+
+/** Readiness check: null when Redis answers PING in time. */
+export function redisReachable(connection: Redis | Cluster, timeoutMs = 1_000): () => Promise<string | null> {
+  return async () => {
+    try {
+      await withTimeout(connection.ping(), timeoutMs, 'timed out');
+      return null;
+    } catch (err) {
+      return `redis unreachable (${err instanceof Error ? err.message : String(err)})`;
+    }
+  };
+}
+
+/**
+ * The queues are the durable outbox only if Redis keeps what it acknowledged: AOF on and no
+ * eviction. Managed services may refuse CONFIG GET; then we say we could not tell.
+ */
+export async function warnIfRedisNotDurable(connection: Redis | Cluster, logger: Logger): Promise<void> {
+  try {
+    const node = 'nodes' in connection ? connection.nodes('master')[0] : connection;
+    if (!node) return;
+    const aof = (await node.config('GET', 'appendonly')) as string[];
+    const policy = (await node.config('GET', 'maxmemory-policy')) as string[];
+    const problems: string[] = [];
+    if (aof[1] !== 'yes')
+      problems.push('appendonly is not yes (acknowledged jobs are lost if Redis restarts)');
+    if (policy[1] !== 'noeviction')
+      problems.push(`maxmemory-policy is ${policy[1]}, not noeviction (jobs may be evicted)`);
+    if (problems.length > 0) logger.warn({ problems }, 'redis is not configured for durability');
+  } catch (err) {
+    logger.info(
+      { err: (err as Error).message },
+      'could not read redis persistence settings (CONFIG GET refused?)',
+    );
+  }
+}

@@ -1,0 +1,4 @@
+export * from './ports.js';
+export * from './processes.js';
+export * from './redis-server.js';
+export * from './test-redis.js';
