@@ -20,6 +20,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
+          globalSetup: ['./vitest.global-setup.ts'],
           include: ['{apps,packages}/*/{src,test}/**/*.int.test.ts'],
           exclude: ['**/node_modules/**', '**/dist/**'],
           testTimeout: 60_000,

@@ -1,1 +1,93 @@
-export {};
+import { createGladlyClient } from '@gk/gladly';
+import { createKlaviyoClient } from '@gk/klaviyo';
+import { createWorkerConnection, queuePrefix } from '@gk/queue';
+import {
+  ConfigError,
+  closeServer,
+  createHealthServer,
+  createLogger,
+  createMetricsRegistry,
+  handleShutdownSignals,
+  listen,
+  Readiness,
+  redisReachable,
+  warnIfRedisNotDurable,
+} from '@gk/runtime';
+import { loadWorkerConfig, type WorkerConfig } from './config.js';
+import { createWorkers } from './workers.js';
+
+function readConfig(): WorkerConfig {
+  try {
+    return loadWorkerConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`worker: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+const config = readConfig();
+const logger = createLogger({ name: 'worker', level: config.logLevel });
+const cluster = config.redis.clusterNodes.length > 0;
+const connection = createWorkerConnection({ url: config.redis.url, clusterNodes: config.redis.clusterNodes });
+let lastRedisError = '';
+connection.on('error', (err: Error) => {
+  if (err.message !== lastRedisError) logger.warn({ err: err.message }, 'redis connection error');
+  lastRedisError = err.message;
+});
+connection.on('ready', () => {
+  if (lastRedisError) logger.info('redis connection restored');
+  lastRedisError = '';
+});
+
+const registry = createMetricsRegistry('worker');
+const bridge = createWorkers({
+  config,
+  connection,
+  prefix: queuePrefix(config.redis.prefix, cluster),
+  logger,
+  registry,
+  gladly: createGladlyClient({
+    baseUrl: config.gladly.baseUrl,
+    user: config.gladly.user,
+    token: config.gladly.token,
+  }),
+  klaviyo: createKlaviyoClient({
+    baseUrl: config.klaviyo.baseUrl,
+    apiKey: config.klaviyo.apiKey,
+    revision: config.klaviyo.revision,
+  }),
+});
+
+const readiness = new Readiness()
+  .add('redis', redisReachable(connection))
+  .add('klaviyo', bridge.klaviyoCredentials.check)
+  .add('gladly', bridge.gladlyCredentials.check);
+const server = createHealthServer({ readiness, registry });
+
+handleShutdownSignals({
+  logger,
+  deadlineMs: 25_000,
+  shutdown: async () => {
+    readiness.markShuttingDown();
+    await bridge.close();
+    await closeServer(server);
+    await connection.quit().catch(() => connection.disconnect());
+  },
+});
+
+await listen(server, config.port, config.host);
+void warnIfRedisNotDurable(connection, logger);
+bridge.run();
+logger.info(
+  {
+    port: config.port,
+    concurrency: config.concurrency,
+    gladlyRatePerSecond: config.gladly.ratePerSecond,
+    klaviyoRatePerSecond: config.klaviyo.ratePerSecond,
+    klaviyoRevision: config.klaviyo.revision,
+  },
+  'worker started',
+);

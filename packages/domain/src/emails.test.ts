@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { emailKey, hashEmail, isValidEmail, maskEmail, normalizeEmails } from './emails.js';
+import { emailKey, hashEmail, isValidEmail, maskEmail, normalizeEmails, redactEmails } from './emails.js';
 
 describe('normalizeEmails', () => {
   it('trims, dedupes case-insensitively keeping the first spelling, and skips invalid entries', () => {
@@ -45,5 +45,12 @@ describe('email identity in logs', () => {
   it('masks all but the first letter and the domain', () => {
     expect(maskEmail('rosa.alvarez@example.com')).toBe('r***@example.com');
     expect(maskEmail('broken')).toBe('***');
+  });
+});
+
+describe('redactEmails', () => {
+  it('masks addresses inside free text and leaves the rest', () => {
+    expect(redactEmails("Invalid email 'rosa@example.com' in /data")).toBe("Invalid email 'r***@example.com' in /data");
+    expect(redactEmails('no address here')).toBe('no address here');
   });
 });

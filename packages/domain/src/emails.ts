@@ -55,3 +55,8 @@ export function maskEmail(email: string): string {
   if (at <= 0) return '***';
   return `${email[0]}***${email.slice(at)}`;
 }
+
+/** Masks every address-looking token in free text (upstream error details may echo an email). */
+export function redactEmails(text: string): string {
+  return text.replace(/[^\s@'"<>(),;:]+@[^\s@'"<>(),;:]+/g, (m) => maskEmail(m));
+}

@@ -46,19 +46,22 @@ const HOUR = 3600;
 export const COMPLETED_RETENTION_SECONDS = 48 * HOUR;
 export const FAILED_RETENTION_SECONDS = 14 * 24 * HOUR;
 
+/**
+ * Retries use full-jitter exponential backoff capped at 10 min (mean ≈ 5 min once capped), so
+ * 400 attempts span about 32 h: a Gladly or Klaviyo outage of 24 h is ridden out with margin.
+ * 429s and rejected credentials do not spend attempts (the worker re-queues those itself).
+ */
+export const RETRY_ATTEMPTS = 400;
+
 export const transitionJobOptions: JobsOptions = {
-  attempts: 25,
+  attempts: RETRY_ATTEMPTS,
   backoff: { type: 'bridge' },
   removeOnComplete: { age: COMPLETED_RETENTION_SECONDS },
   removeOnFail: { age: FAILED_RETENTION_SECONDS },
 };
 
-/**
- * Klaviyo outages must be ridden out for at least 24 h: with backoff capped at 10 min, 200
- * attempts cover well over a day (the worker's backoff strategy is named `bridge`).
- */
 export const deliveryJobOptions: JobsOptions = {
-  attempts: 200,
+  attempts: RETRY_ATTEMPTS,
   backoff: { type: 'bridge' },
   removeOnComplete: { age: COMPLETED_RETENTION_SECONDS },
   removeOnFail: { age: FAILED_RETENTION_SECONDS },

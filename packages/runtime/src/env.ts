@@ -24,6 +24,9 @@ const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === 
 
 export const envString = () => z.preprocess(blankToUndefined, z.string().trim().min(1).optional());
 
+export const envStringWithDefault = (def: string) =>
+  z.preprocess(blankToUndefined, z.string().trim().min(1).default(def));
+
 export const envInt = (def: number, min: number, max: number) =>
   z.preprocess(
     blankToUndefined,

@@ -1,0 +1,70 @@
+import { ConfigError } from '@gk/runtime';
+import { describe, expect, it } from 'vitest';
+import { loadWorkerConfig } from './config.js';
+
+const minimal = {
+  GLADLY_API_URL: 'https://acme.gladly.com/',
+  GLADLY_API_USER: 'api@acme.com',
+  GLADLY_API_TOKEN: 'gladly-secret-token',
+  KLAVIYO_API_KEY: 'pk_secret_key',
+};
+
+describe('loadWorkerConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = loadWorkerConfig(minimal);
+    expect(c.redis).toEqual({ url: 'redis://127.0.0.1:6379', clusterNodes: [], prefix: 'gk' });
+    expect(c.gladly).toMatchObject({ baseUrl: 'https://acme.gladly.com', ratePerSecond: 5 });
+    expect(c.klaviyo).toMatchObject({
+      baseUrl: 'https://a.klaviyo.com',
+      ratePerSecond: 50,
+      metricStarted: 'started conversation in Gladly',
+      metricClosed: 'closed conversation in Gladly',
+      profileProperty: 'In Gladly Conversation',
+      includeConversationId: false,
+    });
+    expect(c.klaviyo.revision >= '2026-07-15').toBe(true);
+    expect(c.concurrency).toBe(20);
+    expect(c.port).toBe(3001);
+  });
+
+  it('names every missing or bad variable, without echoing secrets', () => {
+    let error: unknown;
+    try {
+      loadWorkerConfig({
+        GLADLY_API_TOKEN: 'gladly-secret-token',
+        WORKER_CONCURRENCY: '0',
+        KLAVIYO_RATE_LIMIT_PER_SECOND: 'fast',
+        REDIS_CLUSTER_NODES: 'a:1,b',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const name of [
+      'GLADLY_API_URL',
+      'GLADLY_API_USER',
+      'KLAVIYO_API_KEY',
+      'WORKER_CONCURRENCY',
+      'KLAVIYO_RATE_LIMIT_PER_SECOND',
+      'REDIS_CLUSTER_NODES',
+    ]) {
+      expect(message).toContain(name);
+    }
+    expect(message).not.toContain('gladly-secret-token');
+  });
+
+  it('reads cluster nodes and booleans', () => {
+    const c = loadWorkerConfig({
+      ...minimal,
+      REDIS_CLUSTER_NODES: '127.0.0.1:7000, 127.0.0.1:7001',
+      KLAVIYO_INCLUDE_CONVERSATION_ID: 'true',
+    });
+    expect(c.redis.clusterNodes).toEqual(['127.0.0.1:7000', '127.0.0.1:7001']);
+    expect(c.klaviyo.includeConversationId).toBe(true);
+  });
+
+  it('refuses a revision that is not dated', () => {
+    expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_REVISION: 'latest' })).toThrow(/KLAVIYO_REVISION/);
+  });
+});

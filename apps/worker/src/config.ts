@@ -1,0 +1,93 @@
+import { DEFAULT_KLAVIYO_REVISION } from '@gk/klaviyo';
+import { envBool, envInt, envString, envStringWithDefault, envUrl, parseEnv, redisEnvShape } from '@gk/runtime';
+import { z } from 'zod';
+
+const required = (what: string) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.string({ message: `is required (${what})` }).trim().min(1),
+  );
+
+export const WorkerEnv = z.object({
+  ...redisEnvShape,
+  GLADLY_API_URL: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z
+      .url({ protocol: /^https?$/, message: 'is required: an http(s) URL such as https://acme.gladly.com' })
+      .transform((v) => v.replace(/\/+$/, '')),
+  ),
+  GLADLY_API_USER: required("the Gladly API user's email"),
+  GLADLY_API_TOKEN: required('a Gladly API token'),
+  GLADLY_RATE_LIMIT_PER_SECOND: envInt(5, 0, 10_000),
+  KLAVIYO_API_URL: envUrl('https://a.klaviyo.com'),
+  KLAVIYO_API_KEY: required('a Klaviyo private API key with events:write'),
+  KLAVIYO_REVISION: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/, 'must be a dated revision such as 2026-07-15')
+      .default(DEFAULT_KLAVIYO_REVISION),
+  ),
+  KLAVIYO_RATE_LIMIT_PER_SECOND: envInt(50, 0, 10_000),
+  KLAVIYO_METRIC_STARTED: envStringWithDefault('started conversation in Gladly'),
+  KLAVIYO_METRIC_CLOSED: envStringWithDefault('closed conversation in Gladly'),
+  KLAVIYO_PROFILE_PROPERTY: envStringWithDefault('In Gladly Conversation'),
+  KLAVIYO_INCLUDE_CONVERSATION_ID: envBool(false),
+  WORKER_CONCURRENCY: envInt(20, 1, 1_000),
+  WORKER_PORT: envInt(3001, 0, 65_535),
+  /** How long a job's lock lives; a killed worker's jobs are retried after about this long. */
+  WORKER_LOCK_DURATION_MS: envInt(30_000, 1_000, 600_000),
+  HOST: envStringWithDefault('0.0.0.0'),
+  /** Keyed hash for emails in logs; set it to keep hashes stable and private across deploys. */
+  LOG_EMAIL_HASH_KEY: envString(),
+});
+
+export interface WorkerConfig {
+  redis: { url: string; clusterNodes: string[]; prefix: string };
+  logLevel: string;
+  gladly: { baseUrl: string; user: string; token: string; ratePerSecond: number };
+  klaviyo: {
+    baseUrl: string;
+    apiKey: string;
+    revision: string;
+    ratePerSecond: number;
+    metricStarted: string;
+    metricClosed: string;
+    profileProperty: string;
+    includeConversationId: boolean;
+  };
+  concurrency: number;
+  lockDurationMs: number;
+  port: number;
+  host: string;
+  emailHashKey: string;
+}
+
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const e = parseEnv(WorkerEnv, env);
+  return {
+    redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES, prefix: e.QUEUE_PREFIX },
+    logLevel: e.LOG_LEVEL,
+    gladly: {
+      baseUrl: e.GLADLY_API_URL,
+      user: e.GLADLY_API_USER,
+      token: e.GLADLY_API_TOKEN,
+      ratePerSecond: e.GLADLY_RATE_LIMIT_PER_SECOND,
+    },
+    klaviyo: {
+      baseUrl: e.KLAVIYO_API_URL,
+      apiKey: e.KLAVIYO_API_KEY,
+      revision: e.KLAVIYO_REVISION,
+      ratePerSecond: e.KLAVIYO_RATE_LIMIT_PER_SECOND,
+      metricStarted: e.KLAVIYO_METRIC_STARTED,
+      metricClosed: e.KLAVIYO_METRIC_CLOSED,
+      profileProperty: e.KLAVIYO_PROFILE_PROPERTY,
+      includeConversationId: e.KLAVIYO_INCLUDE_CONVERSATION_ID,
+    },
+    concurrency: e.WORKER_CONCURRENCY,
+    lockDurationMs: e.WORKER_LOCK_DURATION_MS,
+    port: e.WORKER_PORT,
+    host: e.HOST,
+    emailHashKey: e.LOG_EMAIL_HASH_KEY ?? 'gladly-klaviyo-bridge',
+  };
+}

@@ -1,0 +1,116 @@
+import { hashEmail, isStale, redactEmails } from '@gk/domain';
+import type { KlaviyoClient } from '@gk/klaviyo';
+import { DeliveryJobData } from '@gk/queue';
+import type { Logger } from '@gk/runtime';
+import { DelayedError, type Job, RateLimitError, UnrecoverableError } from 'bullmq';
+import type { WorkerConfig } from './config.js';
+import type { CredentialsStatus } from './credentials.js';
+import type { EmailState } from './email-state.js';
+import { statusClass, type WorkerMetrics } from './metrics.js';
+
+export type DeliveryResult = { outcome: 'delivered' | 'delivered_backfill'; status: number };
+
+export interface DeliveriesDeps {
+  klaviyo: KlaviyoClient;
+  emailState: EmailState;
+  logger: Logger;
+  metrics: WorkerMetrics;
+  credentials: CredentialsStatus;
+  event: WorkerConfig['klaviyo'];
+  /** Pauses the whole deliveries queue, across processes, without spending an attempt. */
+  pauseQueue: (ms: number) => Promise<void>;
+  emailHashKey: string;
+  authPauseMs?: number;
+  /** How long a delivery waits before trying again for an email whose lease is taken. */
+  leaseWaitMs?: () => number;
+}
+
+/**
+ * Sends one Klaviyo event for one email. Per email, one delivery at a time (a Redis lease; the
+ * other waits in the delayed set, spending no attempt), and a transition older than the newest
+ * one applied is sent as backfill without profile properties, so it never flips the profile.
+ */
+export function createDeliveriesProcessor(deps: DeliveriesDeps) {
+  const authPauseMs = deps.authPauseMs ?? 30_000;
+  const leaseWaitMs = deps.leaseWaitMs ?? (() => 100 + Math.floor(Math.random() * 200));
+  return async function processDelivery(job: Job<DeliveryJobData>, token?: string): Promise<DeliveryResult> {
+    const parsed = DeliveryJobData.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid delivery payload: ${parsed.error.message}`);
+    const d = parsed.data;
+    const holder = job.id ?? `${d.eventId}`;
+    const log = deps.logger.child({
+      eventId: d.eventId,
+      jobId: job.id,
+      emailHash: hashEmail(d.email, deps.emailHashKey),
+      attempt: job.attemptsMade + 1,
+    });
+
+    if (!(await deps.emailState.acquire(d.email, holder))) {
+      deps.metrics.deliveries.inc({ outcome: 'waited_for_lease' });
+      await job.moveToDelayed(Date.now() + leaseWaitMs(), token);
+      throw new DelayedError();
+    }
+    try {
+      const newest = await deps.emailState.newestApplied(d.email);
+      const stale = isStale({ occurredAt: d.occurredAt, eventId: d.eventId }, newest);
+      const value = d.kind === 'started';
+      const answer = await deps.klaviyo.createEvent({
+        email: d.email,
+        metricName: value ? deps.event.metricStarted : deps.event.metricClosed,
+        propertyName: deps.event.profileProperty,
+        value,
+        uniqueId: d.eventId,
+        time: d.occurredAt,
+        backfill: stale,
+        ...(deps.event.includeConversationId ? { conversationId: d.conversationId } : {}),
+      });
+      deps.metrics.upstreamDuration.observe(
+        { upstream: 'klaviyo', status_class: statusClass(answer.status) },
+        answer.durationMs / 1000,
+      );
+      const fields = { status: answer.status, durationMs: Math.round(answer.durationMs), backfill: stale };
+
+      switch (answer.kind) {
+        case 'delivered': {
+          deps.credentials.accept();
+          if (!stale) await deps.emailState.markApplied(d.email, { occurredAt: d.occurredAt, eventId: d.eventId });
+          const outcome = stale ? 'delivered_backfill' : 'delivered';
+          deps.metrics.deliveries.inc({ outcome });
+          deps.metrics.lag.observe(Math.max(0, Date.now() - Date.parse(d.occurredAt)) / 1000);
+          log.info({ ...fields, outcome }, 'delivered to klaviyo');
+          return { outcome, status: answer.status };
+        }
+        case 'rate_limited': {
+          deps.metrics.throttled.inc({ upstream: 'klaviyo' });
+          deps.metrics.deliveries.inc({ outcome: 'throttled' });
+          log.warn({ ...fields, retryAfterMs: answer.retryAfterMs }, 'klaviyo rate limit hit; pausing deliveries');
+          await deps.pauseQueue(answer.retryAfterMs);
+          throw new RateLimitError();
+        }
+        case 'auth': {
+          deps.credentials.reject();
+          deps.metrics.deliveries.inc({ outcome: 'credentials_rejected' });
+          log.error(fields, 'klaviyo rejected the API key; pausing deliveries and retrying slowly');
+          await deps.pauseQueue(authPauseMs);
+          throw new RateLimitError();
+        }
+        case 'retryable': {
+          deps.metrics.deliveries.inc({ outcome: 'retried' });
+          const reason = redactEmails(answer.reason);
+          log.warn({ ...fields, reason }, 'klaviyo delivery failed; will retry with backoff');
+          throw new Error(`klaviyo: ${reason}`);
+        }
+        case 'permanent': {
+          deps.metrics.deliveries.inc({ outcome: 'failed_permanent' });
+          const reason = redactEmails(answer.reason);
+          log.error({ ...fields, code: answer.code, reason }, 'klaviyo refused the event permanently');
+          throw new UnrecoverableError(`klaviyo ${answer.status}: ${reason}`);
+        }
+        default:
+          throw new Error(`unexpected klaviyo outcome ${JSON.stringify(answer satisfies never)}`);
+      }
+    } finally {
+      await deps.emailState.release(d.email, holder).catch(() => {});
+    }
+  };
+}

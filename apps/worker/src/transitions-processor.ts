@@ -1,0 +1,117 @@
+import { hashEmail, normalizeEmails } from '@gk/domain';
+import { type GladlyClient, GladlyError } from '@gk/gladly';
+import { type DeliveryJobData, deliveryJobId, TransitionJobData } from '@gk/queue';
+import type { Logger } from '@gk/runtime';
+import { type Job, type Queue, RateLimitError, UnrecoverableError } from 'bullmq';
+import type { CredentialsStatus } from './credentials.js';
+import { statusClass, type WorkerMetrics } from './metrics.js';
+
+export type TransitionResult =
+  | { outcome: 'fanned_out'; customerId: string; deliveries: number; invalidEmails: number }
+  | { outcome: 'customer_not_found'; customerId: string }
+  | { outcome: 'no_email'; customerId: string; invalidEmails: number };
+
+export interface TransitionsDeps {
+  gladly: GladlyClient;
+  deliveries: Queue<DeliveryJobData>;
+  logger: Logger;
+  metrics: WorkerMetrics;
+  credentials: CredentialsStatus;
+  /** Pauses the whole transitions queue, across processes, without spending an attempt. */
+  pauseQueue: (ms: number) => Promise<void>;
+  emailHashKey: string;
+  /** How long to pause while Gladly rejects our credentials before trying again. */
+  authPauseMs?: number;
+}
+
+/**
+ * Looks up the customer's emails in Gladly and fans out one delivery per distinct valid email.
+ * Delivery job ids are derived from (event id, email) and added in one MULTI, so a retried
+ * transition never creates a second delivery.
+ */
+export function createTransitionsProcessor(deps: TransitionsDeps) {
+  const authPauseMs = deps.authPauseMs ?? 30_000;
+  return async function processTransition(job: Job<TransitionJobData>): Promise<TransitionResult> {
+    const parsed = TransitionJobData.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid transition payload: ${parsed.error.message}`);
+    const t = parsed.data;
+    const log = deps.logger.child({ eventId: t.eventId, jobId: job.id, customerId: t.customerId });
+
+    const started = performance.now();
+    let lookup: Awaited<ReturnType<GladlyClient['getCustomerEmails']>>;
+    try {
+      lookup = await deps.gladly.getCustomerEmails(t.customerId);
+      deps.metrics.upstreamDuration.observe(
+        { upstream: 'gladly', status_class: lookup.status === 'found' ? '2xx' : '4xx' },
+        (performance.now() - started) / 1000,
+      );
+    } catch (err: unknown) {
+      const status = err instanceof GladlyError ? err.status : undefined;
+      deps.metrics.upstreamDuration.observe(
+        { upstream: 'gladly', status_class: statusClass(status) },
+        (performance.now() - started) / 1000,
+      );
+      if (err instanceof GladlyError && err.kind === 'rate_limited') {
+        deps.metrics.throttled.inc({ upstream: 'gladly' });
+        deps.metrics.transitions.inc({ outcome: 'throttled' });
+        const ms = err.retryAfterMs ?? 1_000;
+        log.warn({ retryAfterMs: ms }, 'gladly rate limit hit; pausing lookups');
+        await deps.pauseQueue(ms);
+        throw new RateLimitError();
+      }
+      if (err instanceof GladlyError && err.kind === 'auth') {
+        deps.credentials.reject();
+        deps.metrics.transitions.inc({ outcome: 'credentials_rejected' });
+        log.error({ status }, 'gladly rejected the API credentials; pausing lookups and retrying slowly');
+        await deps.pauseQueue(authPauseMs);
+        throw new RateLimitError();
+      }
+      deps.metrics.transitions.inc({ outcome: 'retried' });
+      log.warn({ err: (err as Error).message, attempt: job.attemptsMade + 1 }, 'gladly lookup failed; will retry');
+      throw err;
+    }
+    deps.credentials.accept();
+
+    if (lookup.status === 'not_found') {
+      deps.metrics.transitions.inc({ outcome: 'customer_not_found' });
+      log.warn('customer not found in Gladly; nothing to send');
+      return { outcome: 'customer_not_found', customerId: lookup.customerId };
+    }
+
+    const { emails, invalid } = normalizeEmails(lookup.emails);
+    if (invalid.length > 0) {
+      deps.metrics.invalidEmails.inc(invalid.length);
+      log.warn(
+        { invalidEmails: invalid.map((e) => hashEmail(e, deps.emailHashKey)) },
+        'skipped invalid email addresses',
+      );
+    }
+    if (emails.length === 0) {
+      deps.metrics.transitions.inc({ outcome: 'no_email' });
+      log.warn({ resolvedCustomerId: lookup.customerId }, 'customer has no valid email; nothing to send');
+      return { outcome: 'no_email', customerId: lookup.customerId, invalidEmails: invalid.length };
+    }
+
+    const jobs = emails.map((email) => ({
+      name: 'deliver',
+      data: { ...t, email, resolvedCustomerId: lookup.customerId },
+      opts: { jobId: deliveryJobId(t.eventId, email) },
+    }));
+    await deps.deliveries.addBulk(jobs);
+    deps.metrics.transitions.inc({ outcome: 'fanned_out' });
+    log.info(
+      {
+        resolvedCustomerId: lookup.customerId,
+        deliveries: jobs.map((j) => j.opts.jobId),
+        mergeHops: lookup.hops,
+      },
+      'transition fanned out',
+    );
+    return {
+      outcome: 'fanned_out',
+      customerId: lookup.customerId,
+      deliveries: jobs.length,
+      invalidEmails: invalid.length,
+    };
+  };
+}

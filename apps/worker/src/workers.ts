@@ -1,0 +1,128 @@
+import type { GladlyClient } from '@gk/gladly';
+import type { KlaviyoClient } from '@gk/klaviyo';
+import { type BridgeQueues, closeQueues, createQueues, QueueName, type RedisConnection } from '@gk/queue';
+import type { Logger } from '@gk/runtime';
+import { type Job, type Processor, Worker } from 'bullmq';
+import type { Registry } from 'prom-client';
+import { type BackoffPolicy, DEFAULT_BACKOFF, fullJitterDelay } from './backoff.js';
+import type { WorkerConfig } from './config.js';
+import { CredentialsStatus } from './credentials.js';
+import { createDeliveriesProcessor } from './deliveries-processor.js';
+import { EmailState } from './email-state.js';
+import { createWorkerMetrics } from './metrics.js';
+import { createTransitionsProcessor } from './transitions-processor.js';
+
+export interface WorkerDeps {
+  config: WorkerConfig;
+  /** A connection made with createWorkerConnection (maxRetriesPerRequest: null). */
+  connection: RedisConnection;
+  /** The full prefix (hash-tagged on a cluster). */
+  prefix: string;
+  logger: Logger;
+  registry: Registry;
+  gladly: GladlyClient;
+  klaviyo: KlaviyoClient;
+  /** Overrides for tests (shorter pauses). */
+  timings?: { authPauseMs?: number; backoff?: BackoffPolicy };
+}
+
+export interface BridgeWorkers {
+  queues: BridgeQueues;
+  workers: Worker[];
+  gladlyCredentials: CredentialsStatus;
+  klaviyoCredentials: CredentialsStatus;
+  run(): void;
+  /** Stops taking jobs, waits for the ones in flight, closes queues. Leaves the connection open. */
+  close(): Promise<void>;
+}
+
+/**
+ * BullMQ's limiter is global across every worker of a queue (a counter in Redis). A limit of 0
+ * means "lifted"; a limiter is still set because the queue-wide pause on a 429 needs one.
+ */
+function limiterFor(perSecond: number) {
+  return { max: perSecond > 0 ? perSecond : 1_000_000, duration: 1_000 };
+}
+
+export function createWorkers(deps: WorkerDeps): BridgeWorkers {
+  const { config, connection, prefix, logger } = deps;
+  const queues = createQueues(connection, prefix);
+  const metrics = createWorkerMetrics(deps.registry);
+  const gladlyCredentials = new CredentialsStatus('gladly');
+  const klaviyoCredentials = new CredentialsStatus('klaviyo');
+  const emailState = new EmailState(connection, { prefix: `${prefix}:state` });
+  const authPauseMs = deps.timings?.authPauseMs;
+
+  const table: { name: string; processor: Processor; limitPerSecond: number }[] = [
+    {
+      name: QueueName.transitions,
+      limitPerSecond: config.gladly.ratePerSecond,
+      processor: createTransitionsProcessor({
+        gladly: deps.gladly,
+        deliveries: queues.deliveries,
+        logger: logger.child({ queue: QueueName.transitions }),
+        metrics,
+        credentials: gladlyCredentials,
+        pauseQueue: (ms) => queues.transitions.rateLimit(ms),
+        emailHashKey: config.emailHashKey,
+        ...(authPauseMs ? { authPauseMs } : {}),
+      }) as Processor,
+    },
+    {
+      name: QueueName.deliveries,
+      limitPerSecond: config.klaviyo.ratePerSecond,
+      processor: createDeliveriesProcessor({
+        klaviyo: deps.klaviyo,
+        emailState,
+        logger: logger.child({ queue: QueueName.deliveries }),
+        metrics,
+        credentials: klaviyoCredentials,
+        event: config.klaviyo,
+        pauseQueue: (ms) => queues.deliveries.rateLimit(ms),
+        emailHashKey: config.emailHashKey,
+        ...(authPauseMs ? { authPauseMs } : {}),
+      }) as Processor,
+    },
+  ];
+
+  const lockDuration = config.lockDurationMs;
+  const backoff = deps.timings?.backoff ?? DEFAULT_BACKOFF;
+  const workers = table.map(({ name, processor, limitPerSecond }) => {
+    const worker = new Worker(name, processor, {
+      connection,
+      prefix,
+      autorun: false,
+      concurrency: config.concurrency,
+      limiter: limiterFor(limitPerSecond),
+      lockDuration,
+      stalledInterval: lockDuration,
+      // A kill -9 leaves jobs active until their lock lapses; they are then retried. Allow many
+      // such stalls: a delivery is idempotent in Klaviyo (unique_id), so a re-run is harmless.
+      maxStalledCount: 50,
+      settings: { backoffStrategy: (attemptsMade: number) => fullJitterDelay(attemptsMade, backoff) },
+    });
+    worker.on('failed', (job: Job | undefined, err: Error) => {
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+        logger.error({ queue: name, jobId: job.id, eventId: job.data?.eventId, reason: err.message }, 'job failed');
+      }
+    });
+    worker.on('error', (err: Error) => logger.error({ queue: name, err: err.message }, 'worker error'));
+    return worker;
+  });
+
+  return {
+    queues,
+    workers,
+    gladlyCredentials,
+    klaviyoCredentials,
+    run() {
+      for (const w of workers) {
+        w.run().catch((err: unknown) => logger.error({ err }, 'worker stopped unexpectedly'));
+      }
+    },
+    async close() {
+      await Promise.allSettled(workers.map((w) => w.close()));
+      await closeQueues(queues);
+    },
+  };
+}
