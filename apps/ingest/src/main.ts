@@ -1,1 +1,75 @@
-export {};
+import { createServer } from 'node:http';
+import { closeQueues, createProducerConnection, createQueues, queuePrefix } from '@gk/queue';
+import {
+  ConfigError,
+  closeServer,
+  createLogger,
+  handleShutdownSignals,
+  listen,
+  warnIfRedisNotDurable,
+} from '@gk/runtime';
+import { createApp } from './app.js';
+import { type IngestConfig, loadConfig } from './config.js';
+import { watchRedisConnection } from './redis-events.js';
+
+/** Kubernetes' default grace period is 30 s; finishing well within it leaves room for the rest. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+function readConfig(): IngestConfig {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ingest: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const logger = createLogger({
+    name: 'ingest',
+    level: config.logLevel,
+    redactHeaders: [config.webhookAuth.tokenHeader],
+  });
+  if (config.webhookAuth.disabled)
+    logger.warn('webhook authentication is DISABLED (WEBHOOK_AUTH_DISABLED=true)');
+
+  const cluster = config.redis.clusterNodes.length > 0;
+  const connection = createProducerConnection({
+    url: config.redis.url,
+    clusterNodes: config.redis.clusterNodes,
+  });
+  watchRedisConnection(connection, logger);
+  const queues = createQueues(connection, queuePrefix(config.queuePrefix, cluster));
+  // Checked once Redis answers; the ingest starts (and says not ready) while it does not.
+  connection.once('ready', () => void warnIfRedisNotDurable(connection, logger));
+
+  const { app, readiness } = createApp({ config, queues, connection, logger });
+  const server = createServer(app);
+  // Gladly's bodies are tiny and it waits at most 15 s: a slower request is not Gladly.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+
+  handleShutdownSignals({
+    logger,
+    deadlineMs: SHUTDOWN_DEADLINE_MS,
+    shutdown: async () => {
+      readiness.markShuttingDown();
+      // Stops accepting, drops idle keep-alive sockets, resolves once in-flight requests are answered.
+      await closeServer(server);
+      await closeQueues(queues);
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  });
+
+  await listen(server, config.port, config.host);
+  logger.info({ port: config.port, host: config.host, cluster }, 'ingest listening');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`ingest: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import type { BridgeQueues, RedisConnection } from '@gk/queue';
+import { createMetricsRegistry, type Logger, Readiness, redisReachable } from '@gk/runtime';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Registry } from 'prom-client';
+import { createWebhookAuthenticator } from './auth.js';
+import type { IngestConfig } from './config.js';
+import { createDashboard, DASHBOARD_PATH } from './dashboard.js';
+import { createIngestMetrics } from './metrics.js';
+import { problemFromError, problems, sendProblem } from './problem.js';
+import { createWebhookHandler, type WebhookLogFields } from './webhook.js';
+
+export const WEBHOOK_PATH = '/webhooks/gladly';
+
+export interface AppDeps {
+  config: Pick<IngestConfig, 'webhookAuth' | 'admin'>;
+  queues: BridgeQueues;
+  /** The producer connection the queues use; `/readyz` pings it. */
+  connection: RedisConnection;
+  logger: Logger;
+  registry?: Registry;
+  readiness?: Readiness;
+  now?: () => Date;
+  enqueueTimeoutMs?: number;
+}
+
+export interface IngestApp {
+  app: Express;
+  readiness: Readiness;
+  registry: Registry;
+}
+
+/**
+ * The path as received: `req.path` is relative to a mount point while a mounted router (the
+ * dashboard) handles the request, and still is when the response finishes.
+ */
+function pathOf(req: Request): string {
+  return (req.originalUrl || req.url).split('?')[0] ?? '/';
+}
+
+/** A fixed route label per request, so metrics never get a series per URL someone tried. */
+function routeLabel(req: Request): string {
+  const path = pathOf(req);
+  if (path === WEBHOOK_PATH || path === '/healthz' || path === '/readyz' || path === '/metrics') return path;
+  if (path === DASHBOARD_PATH || path.startsWith(`${DASHBOARD_PATH}/`)) return DASHBOARD_PATH;
+  return 'other';
+}
+
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * The ingest's HTTP app: Gladly webhook, health, metrics and the queue dashboard. Opens nothing
+ * itself; the caller owns the Redis connection, the queues and the listener.
+ */
+export function createApp(deps: AppDeps): IngestApp {
+  const registry = deps.registry ?? createMetricsRegistry('ingest');
+  const readiness = deps.readiness ?? new Readiness().add('redis', redisReachable(deps.connection));
+  const metrics = createIngestMetrics(registry, deps.queues);
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.use((req, res, next) => {
+    const stop = metrics.requestDuration.startTimer();
+    res.once('finish', () =>
+      stop({ method: req.method, route: routeLabel(req), status_code: res.statusCode }),
+    );
+    // While shutting down, no keep-alive: the client's next request goes to another instance.
+    if (readiness.shuttingDown) res.set('Connection', 'close');
+    res.set('X-Content-Type-Options', 'nosniff');
+    next();
+  });
+
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: () => randomUUID(),
+      // Method, path, status and the webhook's outcome only: no headers (credentials), no body (emails).
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({
+          id: req.id,
+          method: req.method,
+          url: req.url,
+        }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      customProps: (_req, res) => {
+        const webhook = (res as express.Response).locals?.webhook as WebhookLogFields | undefined;
+        return webhook ? { webhook } : {};
+      },
+      customLogLevel: (req, res, err) => {
+        const path = pathOf(req as Request);
+        if (err || res.statusCode >= 500) return res.statusCode === 503 ? 'warn' : 'error';
+        if (res.statusCode >= 400) return 'warn';
+        if (PROBE_PATHS.has(path)) return 'silent';
+        if (path.startsWith(DASHBOARD_PATH)) return 'debug';
+        return 'info';
+      },
+      customSuccessMessage: (_req, res) => {
+        const webhook = (res as express.Response).locals?.webhook as WebhookLogFields | undefined;
+        return webhook ? `webhook ${webhook.outcome}` : 'request completed';
+      },
+      customErrorMessage: (_req, res) => {
+        const webhook = (res as express.Response).locals?.webhook as WebhookLogFields | undefined;
+        return webhook ? `webhook ${webhook.outcome}` : `request failed with ${res.statusCode}`;
+      },
+      // The error itself is logged once by the error handler; the request line stays short.
+      customErrorObject: (_req, _res, _err, val: Record<string, unknown>) => {
+        const { err: _omitted, ...rest } = val;
+        return rest;
+      },
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.set('Cache-Control', 'no-store').json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    const report = await readiness.evaluate();
+    res
+      .status(report.ready ? 200 : 503)
+      .set('Cache-Control', 'no-store')
+      .json(report.ready ? { status: 'ready' } : { status: 'not ready', reasons: report.reasons });
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    const text = await registry.metrics();
+    res.set('Cache-Control', 'no-store').type(registry.contentType).send(text);
+  });
+
+  app.post(
+    WEBHOOK_PATH,
+    createWebhookHandler({
+      authenticate: createWebhookAuthenticator(deps.config.webhookAuth),
+      transitions: deps.queues.transitions,
+      metrics,
+      now: deps.now ?? (() => new Date()),
+      ...(deps.enqueueTimeoutMs === undefined ? {} : { enqueueTimeoutMs: deps.enqueueTimeoutMs }),
+    }),
+  );
+  app.all(WEBHOOK_PATH, (_req, res) =>
+    sendProblem(res, problems.methodNotAllowed('POST'), { Allow: 'POST' }),
+  );
+
+  if (deps.config.admin) {
+    app.use(DASHBOARD_PATH, ...createDashboard(deps.queues, deps.config.admin));
+    deps.logger.info(
+      { path: DASHBOARD_PATH, readOnly: deps.config.admin.readOnly },
+      'queue dashboard on (Basic auth with ADMIN_USERNAME/ADMIN_PASSWORD)',
+    );
+  } else {
+    deps.logger.info('queue dashboard off: ADMIN_USERNAME and ADMIN_PASSWORD are not set');
+  }
+
+  const notFound: RequestHandler = (_req, res) => sendProblem(res, problems.notFound());
+  app.use(notFound);
+
+  /** Never a stack trace in an answer; unknown errors are a 500 problem and one log line. */
+  const handleError: ErrorRequestHandler = (err, req, res, _next) => {
+    const problem = problemFromError(err);
+    if (problem.status >= 500) req.log.error({ err }, 'unhandled error');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    sendProblem(res, problem);
+  };
+  app.use(handleError);
+
+  return { app, readiness, registry };
+}

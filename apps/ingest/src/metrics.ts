@@ -1,0 +1,67 @@
+import type { BridgeQueues } from '@gk/queue';
+import { METRIC_PREFIX, withTimeout } from '@gk/runtime';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export type WebhookOutcome =
+  | 'accepted'
+  | 'duplicate'
+  | 'ignored'
+  | 'pong'
+  | 'rejected_auth'
+  | 'rejected_invalid'
+  | 'rejected_media_type'
+  | 'rejected_too_large'
+  | 'unavailable'
+  | 'error';
+
+/** Queue states reported on each scrape. */
+const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'paused', 'completed'] as const;
+
+export interface IngestMetrics {
+  webhooksReceived: Counter<'type' | 'outcome'>;
+  requestDuration: Histogram<'method' | 'route' | 'status_code'>;
+}
+
+export function createIngestMetrics(
+  registry: Registry,
+  queues: BridgeQueues,
+  scrapeTimeoutMs = 1_000,
+): IngestMetrics {
+  const webhooksReceived = new Counter({
+    name: `${METRIC_PREFIX}webhooks_received_total`,
+    help: 'Gladly webhooks received, by Gladly event type and what the ingest answered',
+    labelNames: ['type', 'outcome'] as const,
+    registers: [registry],
+  });
+  const requestDuration = new Histogram({
+    name: `${METRIC_PREFIX}ingest_request_duration_seconds`,
+    help: 'Time from request to answer, by route',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5],
+    registers: [registry],
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}queue_jobs`,
+    help: 'Jobs per queue and state, read from Redis on each scrape (absent while Redis is unreachable)',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      await Promise.all(
+        Object.values(queues).map(async (queue) => {
+          try {
+            const counts = await withTimeout<Record<string, number>>(
+              queue.getJobCounts(...QUEUE_STATES),
+              scrapeTimeoutMs,
+              'queue counts timed out',
+            );
+            for (const state of QUEUE_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
+          } catch {
+            // Redis unreachable: leave the series out rather than report a made-up zero.
+          }
+        }),
+      );
+    },
+  });
+  return { webhooksReceived, requestDuration };
+}

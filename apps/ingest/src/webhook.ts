@@ -1,0 +1,172 @@
+import {
+  GladlyConversationEvent,
+  GladlyWebhookEnvelope,
+  isTransitionType,
+  PING_TYPE,
+  toTransition,
+} from '@gk/domain';
+import type { TransitionJobData } from '@gk/queue';
+import { withTimeout } from '@gk/runtime';
+import type { Queue } from 'bullmq';
+import express, { type Request, type RequestHandler, type Response } from 'express';
+import { type Authenticator, basicChallenge, WEBHOOK_REALM } from './auth.js';
+import { enqueueTransition } from './enqueue-transition.js';
+import type { IngestMetrics, WebhookOutcome } from './metrics.js';
+import { fieldErrors, type Problem, problemFromError, problems, sendProblem } from './problem.js';
+
+/** Gladly's webhook bodies are a few hundred bytes; 64 KiB is the contract's ceiling. */
+export const WEBHOOK_BODY_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * Gladly gives up on a delivery after 15 s, so a store that Redis has not acknowledged within
+ * this time is answered 503 instead. A timed-out add may still land later: harmless, because
+ * the job id is derived from the event id and Gladly's retry then finds it as a duplicate.
+ */
+export const ENQUEUE_TIMEOUT_MS = 1_500;
+
+/** Seconds a client should wait before retrying after a 503. */
+export const RETRY_AFTER_SECONDS = 10;
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/** What the request log line says about a webhook (see the pino-http setup in app.ts). */
+export interface WebhookLogFields {
+  eventId?: string;
+  type: string;
+  outcome: WebhookOutcome;
+  jobId?: string;
+}
+
+/** The 200 answers: small JSON saying what became of the event. */
+export type WebhookAnswer =
+  | { status: 'accepted' | 'duplicate'; id: string; jobId: string }
+  | { status: 'ignored'; id: string; type: string }
+  | { status: 'pong'; id: string };
+
+export interface WebhookDeps {
+  authenticate: Authenticator;
+  transitions: Queue<TransitionJobData>;
+  metrics: IngestMetrics;
+  now: () => Date;
+  enqueueTimeoutMs?: number;
+}
+
+const envelopeIdentity = GladlyWebhookEnvelope.pick({ id: true, type: true });
+
+const parseJsonBody = express.json({ limit: WEBHOOK_BODY_LIMIT_BYTES, strict: true, type: () => true });
+
+function readJsonBody(req: Request, res: Response): Promise<void> {
+  return new Promise((resolve, reject) => {
+    parseJsonBody(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
+  });
+}
+
+/**
+ * `POST /webhooks/gladly`. Checks run cheapest and least revealing first: credentials (before
+ * reading anything), media type (before reading the body), size and JSON syntax (while
+ * reading), then the payload. Malformed input always ends in a 4xx, never a 5xx.
+ */
+export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
+  const timeoutMs = deps.enqueueTimeoutMs ?? ENQUEUE_TIMEOUT_MS;
+
+  return async (req, res) => {
+    const record = (fields: WebhookLogFields) => {
+      deps.metrics.webhooksReceived.inc({ type: fields.type, outcome: fields.outcome });
+      res.locals.webhook = fields;
+    };
+    const reply = (fields: WebhookLogFields, body: WebhookAnswer) => {
+      record(fields);
+      res.status(200).json(body);
+    };
+    const reject = (fields: WebhookLogFields, problem: Problem, headers: Record<string, string> = {}) => {
+      record(fields);
+      sendProblem(res, problem, headers);
+    };
+
+    if (!deps.authenticate(req.headers)) {
+      return reject({ type: 'unknown', outcome: 'rejected_auth' }, problems.unauthorized(), {
+        'WWW-Authenticate': basicChallenge(WEBHOOK_REALM),
+      });
+    }
+    if (!req.is(JSON_TYPES)) {
+      return reject({ type: 'unknown', outcome: 'rejected_media_type' }, problems.unsupportedMediaType());
+    }
+    try {
+      await readJsonBody(req, res);
+    } catch (err) {
+      const problem = problemFromError(err);
+      const outcome: WebhookOutcome =
+        problem.status === 413
+          ? 'rejected_too_large'
+          : problem.status === 415
+            ? 'rejected_media_type'
+            : problem.status < 500
+              ? 'rejected_invalid'
+              : 'error';
+      return reject({ type: 'unknown', outcome }, problem);
+    }
+
+    const body: unknown = req.body;
+    const identity = envelopeIdentity.safeParse(body);
+    if (!identity.success) {
+      const rawType = (body as { type?: unknown } | null)?.type;
+      return reject(
+        { type: typeLabelOf(rawType), outcome: 'rejected_invalid' },
+        problems.invalidPayload(fieldErrors(identity.error)),
+      );
+    }
+    const { id, type } = identity.data;
+    const label = typeLabelOf(type);
+
+    if (type === PING_TYPE) {
+      // Gladly sends PING when a webhook is enabled or its URL changes, and keeps the webhook off unless it gets a 200.
+      return reply({ eventId: id, type: label, outcome: 'pong' }, { status: 'pong', id });
+    }
+    if (!isTransitionType(type)) {
+      // Acknowledged so Gladly never deactivates the webhook over events the bridge does not use.
+      return reply({ eventId: id, type: label, outcome: 'ignored' }, { status: 'ignored', id, type });
+    }
+
+    const event = GladlyConversationEvent.safeParse(body);
+    if (!event.success) {
+      return reject(
+        { eventId: id, type: label, outcome: 'rejected_invalid' },
+        problems.invalidPayload(fieldErrors(event.error)),
+      );
+    }
+    const transition = toTransition({ ...event.data, type }, deps.now());
+    try {
+      const result = await withTimeout(
+        enqueueTransition(deps.transitions, transition),
+        timeoutMs,
+        `redis did not acknowledge within ${timeoutMs} ms`,
+      );
+      return reply(
+        { eventId: id, type: label, outcome: result.outcome, jobId: result.jobId },
+        {
+          status: result.outcome,
+          id,
+          jobId: result.jobId,
+        },
+      );
+    } catch (err) {
+      req.log.warn({ err: errorSummary(err), eventId: id }, 'could not store transition, answering 503');
+      return reject({ eventId: id, type: label, outcome: 'unavailable' }, problems.unavailable(), {
+        'Retry-After': String(RETRY_AFTER_SECONDS),
+      });
+    }
+  };
+}
+
+/** Gladly's types look like `CONVERSATION/CREATED`; anything else counts as `other` (bounded metric labels). */
+function typeLabelOf(type: unknown): string {
+  if (typeof type !== 'string') return 'unknown';
+  return /^[A-Z][A-Z_]{0,40}(\/[A-Z_]{1,40})?$/.test(type) ? type : 'other';
+}
+
+/** Enough to diagnose a Redis failure, without stack or payload. */
+function errorSummary(err: unknown): { message: string; code?: string } {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? { message: err.message, code } : { message: err.message };
+}
