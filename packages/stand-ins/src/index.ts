@@ -1,1 +1,16 @@
-export {};
+export type { InjectedFault } from './faults.js';
+export {
+  type GladlyLookupRecord,
+  type GladlyStandIn,
+  type GladlyStandInOptions,
+  startGladlyStandIn,
+} from './gladly-stand-in.js';
+export type { StartOptions } from './http-server.js';
+export {
+  type KlaviyoProfileView,
+  type KlaviyoRecordedEvent,
+  type KlaviyoStandIn,
+  type KlaviyoStandInOptions,
+  startKlaviyoStandIn,
+} from './klaviyo-stand-in.js';
+export { BACKFILL_MIN_REVISION, type KlaviyoErrorObject } from './klaviyo-validation.js';

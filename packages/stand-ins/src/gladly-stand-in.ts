@@ -1,0 +1,191 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FaultQueue, type InjectedFault } from './faults.js';
+import { pathOf, type RunningServer, type StartOptions, sendJson, startHttpServer } from './http-server.js';
+import { retryAfterSeconds, TokenBucket } from './token-bucket.js';
+
+export interface GladlyLookupRecord {
+  customerId: string;
+  /** Date.now() when the request arrived. */
+  at: number;
+  /** The status answered; 0 when the connection was dropped. */
+  status: number;
+}
+
+export interface GladlyStandIn {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** Basic auth is checked on every request; 401 when wrong. */
+  setCredentials(user: string, token: string): void;
+  /** `emails` are `emails[].original` values; `normalized` is their lowercase form. */
+  setCustomer(id: string, emails: string[]): void;
+  /** The old id answers 301 with `errors[0].meta.new = newId`; its own profile is gone. */
+  mergeCustomer(oldId: string, newId: string): void;
+  /** Unknown ids answer 404 `not_exist`. */
+  removeCustomer(id: string): void;
+  /** The next requests answer these, in order; then normal again. */
+  injectFaults(...faults: InjectedFault[]): void;
+  /** Over it → 429 with `Retry-After`; null removes the limit. */
+  setRateLimit(perSecond: number | null): void;
+  /** Every lookup request. */
+  readonly requests: GladlyLookupRecord[];
+  close(): Promise<void>;
+}
+
+export interface GladlyStandInOptions extends StartOptions {
+  /** Default `api-user@example.com`. */
+  user?: string;
+  /** Default `gladly-stand-in-token`. */
+  token?: string;
+  customers?: Record<string, string[]>;
+  /** old id → surviving id */
+  merges?: Record<string, string>;
+}
+
+const PROFILE_PATH = '/api/v1/customer-profiles/';
+const CREATED_AT = '2024-03-02T10:11:12.000Z';
+
+/**
+ * A stand-in for Gladly's `GET /api/v1/customer-profiles/{id}`: HTTP Basic auth, profiles shaped
+ * like fixtures/gladly/customer-profile.json, 301 for merged customers, 404 for unknown ones,
+ * Gladly's per-organisation rate limit (429), and injectable faults.
+ */
+export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Promise<GladlyStandIn> {
+  let expectedAuth = basic(options.user ?? 'api-user@example.com', options.token ?? 'gladly-stand-in-token');
+  const customers = new Map<string, { emails: string[]; updatedAt: string }>();
+  const merges = new Map<string, string>();
+  const faults = new FaultQueue();
+  let bucket: TokenBucket | null = null;
+  const requests: GladlyLookupRecord[] = [];
+
+  const setCustomer = (id: string, emails: string[]) => {
+    merges.delete(id);
+    customers.set(id, { emails: [...emails], updatedAt: new Date().toISOString() });
+  };
+  const mergeCustomer = (oldId: string, newId: string) => {
+    customers.delete(oldId);
+    merges.set(oldId, newId);
+  };
+  for (const [id, emails] of Object.entries(options.customers ?? {})) setCustomer(id, emails);
+  for (const [oldId, newId] of Object.entries(options.merges ?? {})) mergeCustomer(oldId, newId);
+
+  async function handle(req: IncomingMessage, res: ServerResponse, server: RunningServer): Promise<void> {
+    req.resume();
+    const path = pathOf(req);
+    if (!path.startsWith(PROFILE_PATH) || path.length === PROFILE_PATH.length) {
+      return sendJson(res, 404, { errors: [{ code: 'not_found', detail: 'no such endpoint' }] });
+    }
+    let customerId: string;
+    try {
+      customerId = decodeURIComponent(path.slice(PROFILE_PATH.length));
+    } catch {
+      return sendJson(res, 400, {
+        errors: [{ attr: 'customerId', code: 'invalid', detail: 'bad id encoding' }],
+      });
+    }
+    const record: GladlyLookupRecord = { customerId, at: Date.now(), status: 0 };
+    requests.push(record);
+    const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      record.status = status;
+      sendJson(res, status, body, headers);
+    };
+
+    if (req.method !== 'GET') {
+      return answer(405, { errors: [{ code: 'method_not_allowed', detail: 'GET only' }] }, { allow: 'GET' });
+    }
+
+    const fault = faults.next();
+    if (fault?.delayMs) await server.delay(fault.delayMs);
+    if (fault?.drop) {
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.status !== undefined) {
+      const headers: Record<string, string> =
+        fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
+      return answer(
+        fault.status,
+        { errors: [{ code: faultCode(fault.status), detail: 'injected fault' }] },
+        headers,
+      );
+    }
+
+    if (req.headers.authorization !== expectedAuth) {
+      return answer(
+        401,
+        { errors: [{ code: 'unauthorized', detail: 'invalid API user or token' }] },
+        { 'www-authenticate': 'Basic realm="Gladly"' },
+      );
+    }
+
+    if (bucket) {
+      const taken = bucket.take();
+      if (!taken.ok) {
+        return answer(
+          429,
+          { errors: [{ code: 'too_many_requests', detail: 'rate limit exceeded' }] },
+          { 'retry-after': String(retryAfterSeconds(taken.retryAfterMs)) },
+        );
+      }
+    }
+
+    const movedTo = merges.get(customerId);
+    if (movedTo !== undefined) {
+      return answer(
+        301,
+        { errors: [{ attr: 'customerId', code: 'moved', meta: { old: customerId, new: movedTo } }] },
+        { location: `${PROFILE_PATH}${encodeURIComponent(movedTo)}` },
+      );
+    }
+    const customer = customers.get(customerId);
+    if (!customer) {
+      return answer(404, {
+        errors: [{ attr: 'customerId', code: 'not_exist', detail: 'customer does not exist' }],
+      });
+    }
+    answer(200, {
+      id: customerId,
+      emails: customer.emails.map((original, index) => ({
+        original,
+        normalized: original.trim().toLowerCase(),
+        ...(index === 0 ? { primary: true } : {}),
+      })),
+      phones: [],
+      createdAt: CREATED_AT,
+      updatedAt: customer.updatedAt,
+    });
+  }
+
+  const server = await startHttpServer(handle, options);
+  return {
+    url: server.url,
+    setCredentials(user, token) {
+      expectedAuth = basic(user, token);
+    },
+    setCustomer,
+    mergeCustomer,
+    removeCustomer(id) {
+      customers.delete(id);
+      merges.delete(id);
+    },
+    injectFaults(...injected) {
+      faults.push(injected);
+    },
+    setRateLimit(perSecond) {
+      bucket = perSecond === null ? null : new TokenBucket(perSecond, Math.max(1, perSecond));
+    },
+    get requests() {
+      return requests;
+    },
+    close: () => server.close(),
+  };
+}
+
+function basic(user: string, token: string): string {
+  return `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}`;
+}
+
+function faultCode(status: number): string {
+  if (status === 429) return 'too_many_requests';
+  if (status >= 500) return 'internal_error';
+  return 'error';
+}

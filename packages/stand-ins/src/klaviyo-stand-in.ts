@@ -1,0 +1,355 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FaultQueue, type InjectedFault } from './faults.js';
+import {
+  BodyTooLargeError,
+  pathOf,
+  type RunningServer,
+  readBody,
+  type StartOptions,
+  sendJson,
+  startHttpServer,
+} from './http-server.js';
+import {
+  checkRevision,
+  type KlaviyoErrorObject,
+  klaviyoError,
+  validateCreateEvent,
+} from './klaviyo-validation.js';
+import { retryAfterSeconds, TokenBucket } from './token-bucket.js';
+
+export interface KlaviyoRecordedEvent {
+  uniqueId: string;
+  metricName: string;
+  /** As sent. */
+  email: string;
+  time: string;
+  properties: Record<string, unknown>;
+  profileProperties?: Record<string, unknown>;
+  backfill: boolean;
+  /** Date.now() when recorded. */
+  receivedAt: number;
+}
+
+export interface KlaviyoProfileView {
+  /** The first spelling seen. */
+  email: string;
+  properties: Record<string, unknown>;
+  events: KlaviyoRecordedEvent[];
+}
+
+export interface KlaviyoStandIn {
+  url: string;
+  /** Other keys → 401. */
+  setApiKey(key: string): void;
+  /** The next POSTs answer these, in order; then normal again. */
+  injectFaults(...faults: InjectedFault[]): void;
+  /** Token bucket (burst defaults to `perSecond`); crossing it → 429 + Retry-After. null removes it. */
+  setRateLimit(perSecond: number | null, burst?: number): void;
+  /** Added to every answer. */
+  setLatency(ms: number): void;
+  /** Every POST /api/events received (faults and duplicates included). */
+  readonly posts: number;
+  /** 202 answers (duplicates included). */
+  readonly accepted: number;
+  /** The dedupe view: the first event per (email lowercase, metric, unique_id). */
+  readonly events: KlaviyoRecordedEvent[];
+  /** 202s whose unique_id was already recorded for that profile and metric. */
+  readonly duplicates: number;
+  /** Date.now() of every POST. */
+  readonly requestTimes: number[];
+  /** 429s answered (rate limit and injected). */
+  readonly throttled: number;
+  /** Case-insensitive. */
+  profile(email: string): KlaviyoProfileView | undefined;
+  profiles(): KlaviyoProfileView[];
+  on(event: 'event', listener: (e: KlaviyoRecordedEvent) => void): void;
+  off(event: 'event', listener: (e: KlaviyoRecordedEvent) => void): void;
+  /** Forgets events, profiles, counters and pending faults; keeps key, rate limit and latency. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+export interface KlaviyoStandInOptions extends StartOptions {
+  /** Default `pk_stand_in`. */
+  apiKey?: string;
+  /** Oldest `revision` accepted; default: any well-formed revision. */
+  revisionMin?: string;
+}
+
+const EVENTS_PATH = '/api/events';
+/** A stand-in extra (not a Klaviyo endpoint): the dedupe view as JSON, no auth. */
+const RECORDED_PATH = '/api/events/_recorded';
+const JSON_API = 'application/vnd.api+json';
+const ACCEPTED_TYPES = new Set([JSON_API, 'application/json']);
+
+/**
+ * A stand-in for Klaviyo's `POST /api/events` that validates requests the way Klaviyo documents
+ * them (key, revision, content type, JSON:API body), answers 202 with an empty body, dedupes by
+ * unique_id per profile and metric, keeps a profile view, and can throttle or fail on demand.
+ * Stand-in extra, not a Klaviyo endpoint: `GET /api/events/_recorded` answers
+ * `{ events, profiles, counts }` (the dedupe view) without auth, for demos and outside harnesses.
+ */
+export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): Promise<KlaviyoStandIn> {
+  let apiKey = options.apiKey ?? 'pk_stand_in';
+  const emitter = new EventEmitter();
+  const faults = new FaultQueue();
+  let rateLimit: { perSecond: number; burst: number } | null = null;
+  let bucket: TokenBucket | null = null;
+  let latencyMs = 0;
+
+  let posts = 0;
+  let accepted = 0;
+  let duplicates = 0;
+  let throttled = 0;
+  let requestTimes: number[] = [];
+  let events: KlaviyoRecordedEvent[] = [];
+  let seen = new Set<string>();
+  let profiles = new Map<string, KlaviyoProfileView>();
+
+  const sendErrors = (res: ServerResponse, status: number, errors: KlaviyoErrorObject[], headers = {}) => {
+    if (status === 429) throttled += 1;
+    sendJson(res, status, { errors }, headers, JSON_API);
+  };
+
+  function record(event: Omit<KlaviyoRecordedEvent, 'receivedAt'>): KlaviyoRecordedEvent | undefined {
+    const emailKey = event.email.trim().toLowerCase();
+    const key = JSON.stringify([emailKey, event.metricName, event.uniqueId]);
+    if (seen.has(key)) {
+      duplicates += 1;
+      return undefined;
+    }
+    seen.add(key);
+    const recorded: KlaviyoRecordedEvent = { ...event, receivedAt: Date.now() };
+    events.push(recorded);
+    let profile = profiles.get(emailKey);
+    if (!profile) {
+      profile = { email: event.email.trim(), properties: {}, events: [] };
+      profiles.set(emailKey, profile);
+    }
+    profile.events.push(recorded);
+    // A backfilled event never triggers anything on the profile, even if it carried properties.
+    if (!event.backfill && event.profileProperties)
+      Object.assign(profile.properties, event.profileProperties);
+    return recorded;
+  }
+
+  async function handlePost(req: IncomingMessage, res: ServerResponse, server: RunningServer): Promise<void> {
+    posts += 1;
+    requestTimes.push(Date.now());
+    let raw: Buffer;
+    try {
+      raw = await readBody(req);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        return sendErrors(res, 413, [
+          klaviyoError(413, 'too_large', 'Request too large.', 'Body over 1 MiB.'),
+        ]);
+      }
+      throw err;
+    }
+
+    const fault = faults.next();
+    if (fault?.delayMs) await server.delay(fault.delayMs);
+    if (fault?.drop) {
+      req.socket.destroy();
+      return;
+    }
+    if (latencyMs > 0) await server.delay(latencyMs);
+    if (fault?.status !== undefined) {
+      const headers =
+        fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
+      return sendErrors(res, fault.status, [faultError(fault.status)], headers);
+    }
+
+    const authorization = req.headers.authorization;
+    if (!authorization?.startsWith('Klaviyo-API-Key ')) {
+      return sendErrors(res, 401, [
+        klaviyoError(
+          401,
+          'not_authenticated',
+          'Authentication credentials were not provided.',
+          'Missing private key.',
+        ),
+      ]);
+    }
+    if (authorization !== `Klaviyo-API-Key ${apiKey}`) {
+      return sendErrors(res, 401, [
+        klaviyoError(
+          401,
+          'authentication_failed',
+          'Incorrect authentication credentials.',
+          'Invalid private key.',
+        ),
+      ]);
+    }
+
+    // Klaviyo's limits are per account, so only authenticated requests spend tokens.
+    if (bucket) {
+      const taken = bucket.take();
+      if (!taken.ok) {
+        const seconds = retryAfterSeconds(taken.retryAfterMs);
+        return sendErrors(
+          res,
+          429,
+          [
+            klaviyoError(
+              429,
+              'throttled',
+              'Request was throttled.',
+              `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.`,
+            ),
+          ],
+          { 'retry-after': String(seconds) },
+        );
+      }
+    }
+
+    const revision = checkRevision(header(req, 'revision'), options.revisionMin);
+    if (!revision.ok) return sendErrors(res, 400, [revision.error]);
+
+    const mediaType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    if (!ACCEPTED_TYPES.has(mediaType)) {
+      return sendErrors(res, 415, [
+        klaviyoError(
+          415,
+          'unsupported_media_type',
+          'Unsupported media type.',
+          `Content-Type must be ${JSON_API} or application/json.`,
+          { header: 'content-type' },
+        ),
+      ]);
+    }
+
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return sendErrors(res, 400, [
+        klaviyoError(400, 'parse_error', 'Malformed JSON.', 'The request body is not valid JSON.', {
+          pointer: '/',
+        }),
+      ]);
+    }
+    const validated = validateCreateEvent(body, revision.date);
+    if (!validated.ok) return sendErrors(res, 400, validated.errors);
+
+    const recorded = record(validated.event);
+    accepted += 1;
+    res.writeHead(202, { 'content-length': '0' });
+    res.end();
+    if (recorded) emitter.emit('event', recorded);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, server: RunningServer): Promise<void> {
+    const path = pathOf(req);
+    if (path === RECORDED_PATH && req.method === 'GET') {
+      req.resume();
+      return sendJson(res, 200, {
+        events,
+        profiles: [...profiles.values()].map(({ email, properties }) => ({ email, properties })),
+        counts: { posts, accepted, duplicates, throttled },
+      });
+    }
+    if (path === EVENTS_PATH && req.method === 'POST') return handlePost(req, res, server);
+    req.resume();
+    if (path === EVENTS_PATH) {
+      return sendErrors(
+        res,
+        405,
+        [
+          klaviyoError(
+            405,
+            'method_not_allowed',
+            'Method not allowed.',
+            'This stand-in only accepts POST here.',
+          ),
+        ],
+        { allow: 'POST' },
+      );
+    }
+    sendErrors(res, 404, [klaviyoError(404, 'not_found', 'Not found.', `No endpoint at ${path}.`)]);
+  }
+
+  const server = await startHttpServer(handle, options);
+  return {
+    url: server.url,
+    setApiKey(key) {
+      apiKey = key;
+    },
+    injectFaults(...injected) {
+      faults.push(injected);
+    },
+    setRateLimit(perSecond, burst) {
+      rateLimit = perSecond === null ? null : { perSecond, burst: burst ?? Math.max(1, perSecond) };
+      bucket = rateLimit ? new TokenBucket(rateLimit.perSecond, rateLimit.burst) : null;
+    },
+    setLatency(ms) {
+      latencyMs = Math.max(0, ms);
+    },
+    get posts() {
+      return posts;
+    },
+    get accepted() {
+      return accepted;
+    },
+    get events() {
+      return events;
+    },
+    get duplicates() {
+      return duplicates;
+    },
+    get requestTimes() {
+      return requestTimes;
+    },
+    get throttled() {
+      return throttled;
+    },
+    profile(email) {
+      return profiles.get(email.trim().toLowerCase());
+    },
+    profiles() {
+      return [...profiles.values()];
+    },
+    on(event, listener) {
+      emitter.on(event, listener);
+    },
+    off(event, listener) {
+      emitter.off(event, listener);
+    },
+    reset() {
+      posts = 0;
+      accepted = 0;
+      duplicates = 0;
+      throttled = 0;
+      requestTimes = [];
+      events = [];
+      seen = new Set();
+      profiles = new Map();
+      faults.clear();
+      bucket = rateLimit ? new TokenBucket(rateLimit.perSecond, rateLimit.burst) : null;
+    },
+    close: () => server.close(),
+  };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function faultError(status: number): KlaviyoErrorObject {
+  if (status === 429) {
+    return klaviyoError(
+      429,
+      'throttled',
+      'Request was throttled.',
+      'Request was throttled (injected fault).',
+    );
+  }
+  if (status === 503) {
+    return klaviyoError(503, 'service_unavailable', 'Service unavailable.', 'Injected fault.');
+  }
+  if (status >= 500) return klaviyoError(status, 'error', 'A server error occurred.', 'Injected fault.');
+  return klaviyoError(status, 'invalid', 'Injected fault.', 'Injected fault.');
+}

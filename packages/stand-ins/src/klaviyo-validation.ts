@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+
+/** Klaviyo's error object (JSON:API). */
+export interface KlaviyoErrorObject {
+  id: string;
+  status: number;
+  code: string;
+  title: string;
+  detail: string;
+  source: { pointer?: string; header?: string };
+  meta: Record<string, never>;
+}
+
+/** The first revision whose Create Event accepts `backfill`. */
+export const BACKFILL_MIN_REVISION = '2026-07-15';
+
+export function klaviyoError(
+  status: number,
+  code: string,
+  title: string,
+  detail: string,
+  source: KlaviyoErrorObject['source'] = {},
+): KlaviyoErrorObject {
+  return { id: randomUUID(), status, code, title, detail, source, meta: {} };
+}
+
+const invalid = (detail: string, source: KlaviyoErrorObject['source']) =>
+  klaviyoError(400, 'invalid', 'Invalid input.', detail, source);
+
+/**
+ * `revision: YYYY-MM-DD` (optionally with a suffix such as `.pre`); required by every Klaviyo
+ * call. Returns the date part, or the error to answer.
+ */
+export function checkRevision(
+  header: string | undefined,
+  revisionMin?: string,
+): { ok: true; date: string } | { ok: false; error: KlaviyoErrorObject } {
+  const source = { header: 'revision' };
+  if (!header) return { ok: false, error: invalid('The `revision` header is required.', source) };
+  const match = /^(\d{4}-\d{2}-\d{2})(\.[a-z]+)?$/.exec(header.trim());
+  const date = match?.[1];
+  if (!date || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {
+    return { ok: false, error: invalid(`Invalid revision '${header}': expected YYYY-MM-DD.`, source) };
+  }
+  if (revisionMin && date < revisionMin) {
+    return {
+      ok: false,
+      error: invalid(`Revision ${date} is not supported (oldest: ${revisionMin}).`, source),
+    };
+  }
+  return { ok: true, date };
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const PropertyMap = z.record(z.string(), z.unknown());
+
+const ProfileAttributes = z.looseObject({
+  email: z.string().regex(EMAIL, 'Invalid email address.'),
+  properties: PropertyMap.optional(),
+});
+
+/** Unknown event attributes are refused, as Klaviyo's JSON:API does, so a typo cannot pass. */
+const EventAttributes = z.strictObject({
+  properties: PropertyMap,
+  time: z.iso.datetime({ offset: true }),
+  unique_id: z.string().min(1),
+  value: z.number().optional(),
+  value_currency: z.string().optional(),
+  backfill: z.boolean().optional(),
+  metric: z.object({
+    data: z.object({ type: z.literal('metric'), attributes: z.looseObject({ name: z.string().min(1) }) }),
+  }),
+  profile: z.object({
+    data: z.object({ type: z.literal('profile'), attributes: ProfileAttributes }),
+  }),
+});
+
+const CreateEventRequest = z.object({
+  data: z.object({ type: z.literal('event'), attributes: EventAttributes }),
+});
+type CreateEventRequest = z.infer<typeof CreateEventRequest>;
+
+export interface ParsedEvent {
+  uniqueId: string;
+  metricName: string;
+  email: string;
+  time: string;
+  properties: Record<string, unknown>;
+  profileProperties?: Record<string, unknown>;
+  backfill: boolean;
+}
+
+/**
+ * Validates a Create Event body against the JSON:API shape Klaviyo documents. Errors name the
+ * offending member with a JSON pointer (`/data/attributes/unique_id`), like Klaviyo's 400s.
+ */
+export function validateCreateEvent(
+  body: unknown,
+  revisionDate: string,
+): { ok: true; event: ParsedEvent } | { ok: false; errors: KlaviyoErrorObject[] } {
+  const parsed = CreateEventRequest.safeParse(body);
+  if (!parsed.success) {
+    return { ok: false, errors: parsed.error.issues.slice(0, 10).map(issueToError) };
+  }
+  const attributes: CreateEventRequest['data']['attributes'] = parsed.data.data.attributes;
+  if (attributes.backfill !== undefined && revisionDate < BACKFILL_MIN_REVISION) {
+    return {
+      ok: false,
+      errors: [
+        invalid(`'backfill' is not a valid field for the resource 'event' in revision ${revisionDate}.`, {
+          pointer: '/data/attributes/backfill',
+        }),
+      ],
+    };
+  }
+  const profile = attributes.profile.data.attributes;
+  return {
+    ok: true,
+    event: {
+      uniqueId: attributes.unique_id,
+      metricName: attributes.metric.data.attributes.name,
+      email: profile.email,
+      time: attributes.time,
+      properties: attributes.properties,
+      ...(profile.properties !== undefined ? { profileProperties: profile.properties } : {}),
+      backfill: attributes.backfill === true,
+    },
+  };
+}
+
+function issueToError(issue: z.core.$ZodIssue): KlaviyoErrorObject {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0] ?? '';
+    const pointer = toPointer([...path, key]);
+    return invalid(`'${key}' is not a valid field for the resource '${resourceOf(path)}'.`, { pointer });
+  }
+  const pointer = toPointer(path);
+  const missing = issue.code === 'invalid_type' && /received undefined/.test(issue.message);
+  const detail = missing
+    ? `'${path[path.length - 1] ?? 'data'}' is a required field.`
+    : `Invalid value at ${pointer}: ${issue.message}`;
+  return invalid(detail, { pointer });
+}
+
+/** RFC 6901: `~` → `~0`, `/` → `~1`. */
+function toPointer(path: string[]): string {
+  return path.length === 0
+    ? '/'
+    : `/${path.map((p) => p.replaceAll('~', '~0').replaceAll('/', '~1')).join('/')}`;
+}
+
+function resourceOf(path: string[]): string {
+  if (path.includes('profile')) return 'profile';
+  if (path.includes('metric')) return 'metric';
+  return 'event';
+}

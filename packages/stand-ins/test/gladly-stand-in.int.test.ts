@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type GladlyStandIn, startGladlyStandIn } from '../src/index.js';
+
+const fixture = (name: string): unknown =>
+  JSON.parse(readFileSync(new URL(`../../../fixtures/gladly/${name}`, import.meta.url), 'utf8'));
+
+const AUTH = `Basic ${Buffer.from('u@example.com:t0k').toString('base64')}`;
+let gladly: GladlyStandIn;
+
+beforeEach(async () => {
+  gladly = await startGladlyStandIn({
+    user: 'u@example.com',
+    token: 't0k',
+    customers: { cUs7omErIdX0000000001a: ['Rosa.Alvarez@example.com', 'rosa@work.example.org'] },
+    merges: { oLdCusT0mErId000000001: 'cUs7omErIdX0000000001a' },
+  });
+});
+
+afterEach(async () => {
+  await gladly.close();
+});
+
+async function get(id: string, authorization = AUTH) {
+  const res = await fetch(`${gladly.url}/api/v1/customer-profiles/${encodeURIComponent(id)}`, {
+    headers: authorization ? { authorization } : {},
+    redirect: 'manual',
+  });
+  return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> };
+}
+
+describe('Gladly stand-in', () => {
+  it('serves a profile shaped like the fixture', async () => {
+    const res = await get('cUs7omErIdX0000000001a');
+    const expected = fixture('customer-profile.json') as Record<string, unknown>;
+    expect(res.status).toBe(200);
+    expect(res.json.id).toBe(expected.id);
+    expect(res.json.emails).toEqual(expected.emails);
+  });
+
+  it('answers a merged id with the fixture’s 301 body and a Location', async () => {
+    const res = await get('oLdCusT0mErId000000001');
+    expect(res.status).toBe(301);
+    expect(res.json).toEqual(fixture('customer-moved-301.json'));
+    expect(res.headers.get('location')).toBe('/api/v1/customer-profiles/cUs7omErIdX0000000001a');
+  });
+
+  it('answers an unknown id with the fixture’s 404 body', async () => {
+    gladly.removeCustomer('cUs7omErIdX0000000001a');
+    const res = await get('cUs7omErIdX0000000001a');
+    expect(res.status).toBe(404);
+    expect(res.json).toEqual(fixture('customer-not-found-404.json'));
+  });
+
+  it('checks Basic auth on every request', async () => {
+    expect((await get('cUs7omErIdX0000000001a', '')).status).toBe(401);
+    expect(
+      (await get('cUs7omErIdX0000000001a', `Basic ${Buffer.from('u@example.com:nope').toString('base64')}`))
+        .status,
+    ).toBe(401);
+  });
+
+  it('limits requests per second with 429 and Retry-After', async () => {
+    gladly.setRateLimit(0.5);
+    expect((await get('cUs7omErIdX0000000001a')).status).toBe(200);
+    const limited = await get('cUs7omErIdX0000000001a');
+    expect([limited.status, limited.headers.get('retry-after')]).toEqual([429, '2']);
+    gladly.setRateLimit(null);
+    expect((await get('cUs7omErIdX0000000001a')).status).toBe(200);
+  });
+
+  it('records every lookup with its status (0 for a dropped connection)', async () => {
+    gladly.injectFaults({ status: 503 }, { drop: true });
+    expect((await get('a')).status).toBe(503);
+    await expect(get('b')).rejects.toThrow(TypeError);
+    await get('oLdCusT0mErId000000001');
+    expect(gladly.requests.map((r) => [r.customerId, r.status])).toEqual([
+      ['a', 503],
+      ['b', 0],
+      ['oLdCusT0mErId000000001', 301],
+    ]);
+  });
+
+  it('setCustomer on a merged id makes it a live customer again', async () => {
+    gladly.setCustomer('oLdCusT0mErId000000001', ['back@example.com']);
+    expect((await get('oLdCusT0mErId000000001')).status).toBe(200);
+  });
+});
