@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  classifyKlaviyoFailure,
+  classifyKlaviyoResponse,
+  DEFAULT_RETRY_AFTER_MS,
+  MAX_RETRY_AFTER_MS,
+  parseRetryAfterMs,
+} from './classify.js';
+
+const fixture = (name: string): unknown =>
+  JSON.parse(readFileSync(new URL(`../../../fixtures/klaviyo/${name}`, import.meta.url), 'utf8'));
+
+const answer = (status: number, body?: unknown, headers: Record<string, string> = {}) => ({
+  status,
+  headers: new Headers(headers),
+  body,
+});
+
+describe('classifyKlaviyoResponse', () => {
+  it('202 → delivered', () => {
+    expect(classifyKlaviyoResponse(answer(202))).toEqual({ kind: 'delivered', status: 202 });
+  });
+
+  it('429 → rate_limited for Retry-After seconds', () => {
+    expect(classifyKlaviyoResponse(answer(429, fixture('error-429.json'), { 'retry-after': '7' }))).toEqual({
+      kind: 'rate_limited',
+      status: 429,
+      retryAfterMs: 7000,
+    });
+  });
+
+  it('429 without a usable Retry-After → 1 s; a huge one is capped', () => {
+    expect(classifyKlaviyoResponse(answer(429))).toMatchObject({ retryAfterMs: DEFAULT_RETRY_AFTER_MS });
+    expect(classifyKlaviyoResponse(answer(429, undefined, { 'retry-after': 'later' }))).toMatchObject({
+      retryAfterMs: 1000,
+    });
+    expect(classifyKlaviyoResponse(answer(429, undefined, { 'retry-after': '86400' }))).toMatchObject({
+      retryAfterMs: MAX_RETRY_AFTER_MS,
+    });
+  });
+
+  it.each([500, 502, 503, 504, 408])('%i → retryable', (status) => {
+    expect(classifyKlaviyoResponse(answer(status))).toMatchObject({ kind: 'retryable', status });
+  });
+
+  it('a 5xx with a Klaviyo error body carries its detail in the reason', () => {
+    const body = { errors: [{ code: 'error', detail: 'A server error occurred.' }] };
+    expect(classifyKlaviyoResponse(answer(503, body))).toEqual({
+      kind: 'retryable',
+      status: 503,
+      reason: 'Klaviyo 503 error: A server error occurred.',
+    });
+  });
+
+  it.each([401, 403] as const)('%i → auth', (status) => {
+    const body = { errors: [{ code: 'not_authenticated', detail: 'Missing or invalid private key.' }] };
+    expect(classifyKlaviyoResponse(answer(status, body))).toEqual({
+      kind: 'auth',
+      status,
+      reason: `Klaviyo ${status} not_authenticated: Missing or invalid private key.`,
+    });
+  });
+
+  it('400 → permanent with Klaviyo code, detail and pointer', () => {
+    expect(classifyKlaviyoResponse(answer(400, fixture('error-400.json')))).toEqual({
+      kind: 'permanent',
+      status: 400,
+      code: 'invalid',
+      detail: 'The payload provided in the request is invalid.',
+      reason: 'Klaviyo 400 invalid: The payload provided in the request is invalid. (at /data)',
+    });
+  });
+
+  it.each([404, 409, 413, 415, 422])('%i → permanent even without a body', (status) => {
+    expect(classifyKlaviyoResponse(answer(status))).toEqual({
+      kind: 'permanent',
+      status,
+      reason: `Klaviyo ${status}`,
+    });
+  });
+
+  it.each([301, 307, 100])('%i → retryable (misconfiguration keeps deliveries queued)', (status) => {
+    expect(classifyKlaviyoResponse(answer(status))).toMatchObject({ kind: 'retryable', status });
+  });
+});
+
+describe('classifyKlaviyoFailure', () => {
+  it('our timeout → retryable timeout', () => {
+    expect(
+      classifyKlaviyoFailure(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+    ).toEqual({ kind: 'retryable', reason: 'timeout' });
+  });
+
+  it.each(['ECONNRESET', 'ECONNREFUSED', 'ENOTFOUND', 'UND_ERR_SOCKET'])(
+    '%s → retryable network error',
+    (code) => {
+      const cause = Object.assign(new Error('socket'), { code });
+      expect(classifyKlaviyoFailure(new TypeError('fetch failed', { cause }))).toEqual({
+        kind: 'retryable',
+        reason: `network error (${code})`,
+      });
+    },
+  );
+
+  it('anything else is still retryable', () => {
+    expect(classifyKlaviyoFailure('weird')).toEqual({ kind: 'retryable', reason: 'network error (weird)' });
+  });
+});
+
+describe('parseRetryAfterMs', () => {
+  const now = Date.parse('2026-11-20T14:00:00Z');
+  it.each([
+    ['1', 1000],
+    ['0', 0],
+    ['2.5', 2500],
+    ['60', 60_000],
+    ['61', 60_000],
+    ['Fri, 20 Nov 2026 14:00:05 GMT', 5000],
+    ['Fri, 20 Nov 2026 13:00:00 GMT', 0],
+    ['-3', 1000],
+    ['', 1000],
+    ['soon', 1000],
+  ])('%s → %i ms', (value, ms) => {
+    expect(parseRetryAfterMs(value, now)).toBe(ms);
+  });
+
+  it('missing → 1 s', () => {
+    expect(parseRetryAfterMs(null, now)).toBe(1000);
+  });
+});

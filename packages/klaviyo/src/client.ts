@@ -1,0 +1,69 @@
+import { performance } from 'node:perf_hooks';
+import { classifyKlaviyoFailure, classifyKlaviyoResponse, type KlaviyoOutcome } from './classify.js';
+import { buildCreateEventBody, DEFAULT_KLAVIYO_REVISION, type KlaviyoEventInput } from './event-body.js';
+
+export interface KlaviyoClientOptions {
+  /** e.g. `https://a.klaviyo.com` */
+  baseUrl: string;
+  /** Private key with events:write. */
+  apiKey: string;
+  /** Default {@link DEFAULT_KLAVIYO_REVISION}. */
+  revision?: string;
+  /** Default 10 s. */
+  timeoutMs?: number;
+}
+
+export interface KlaviyoClient {
+  /** Never rejects: every answer and every failure becomes a {@link KlaviyoOutcome}. */
+  createEvent(input: KlaviyoEventInput): Promise<KlaviyoOutcome & { durationMs: number }>;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const JSON_API = 'application/vnd.api+json';
+
+export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClient {
+  const url = `${options.baseUrl.replace(/\/+$/, '')}/api/events`;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const headers = {
+    authorization: `Klaviyo-API-Key ${options.apiKey}`,
+    revision: options.revision ?? DEFAULT_KLAVIYO_REVISION,
+    accept: JSON_API,
+    'content-type': JSON_API,
+  };
+
+  return {
+    async createEvent(input) {
+      const started = performance.now();
+      let outcome: KlaviyoOutcome;
+      try {
+        // No redirects: fetch would turn a redirected POST into a GET and lose the event.
+        const response = await fetch(url, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(buildCreateEventBody(input)),
+          redirect: 'manual',
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        // Read the body to the end (empty on 202) so the keep-alive socket is reused.
+        const text = await response.text();
+        outcome = classifyKlaviyoResponse({
+          status: response.status,
+          headers: response.headers,
+          body: parseJson(text),
+        });
+      } catch (err) {
+        outcome = classifyKlaviyoFailure(err);
+      }
+      return { ...outcome, durationMs: performance.now() - started };
+    },
+  };
+}
+
+function parseJson(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
