@@ -1,7 +1,7 @@
 import { execSync } from 'node:child_process';
 
 /**
- * Integration tests also run the built services (`node apps/*/dist/main.js`), so make sure the
+ * Integration tests also run the built services (`node apps/<app>/dist/main.js`), so make sure the
  * build is current. Turbo's cache makes this a no-op when nothing changed.
  */
 export default function setup(): void {

@@ -1,6 +1,6 @@
+import { RETRY_ATTEMPTS } from '@gk/queue';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_BACKOFF, fullJitterDelay } from './backoff.js';
-import { RETRY_ATTEMPTS } from '@gk/queue';
 
 describe('fullJitterDelay', () => {
   it('grows exponentially up to the cap', () => {

@@ -10,7 +10,11 @@ export interface BackoffPolicy {
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1_000, capMs: 10 * 60_000 };
 
-export function fullJitterDelay(attemptsMade: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random = Math.random): number {
+export function fullJitterDelay(
+  attemptsMade: number,
+  policy: BackoffPolicy = DEFAULT_BACKOFF,
+  random = Math.random,
+): number {
   const exponent = Math.min(Math.max(attemptsMade - 1, 0), 30);
   const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** exponent);
   return Math.floor(random() * ceiling);

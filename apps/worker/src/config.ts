@@ -1,11 +1,22 @@
 import { DEFAULT_KLAVIYO_REVISION } from '@gk/klaviyo';
-import { envBool, envInt, envString, envStringWithDefault, envUrl, parseEnv, redisEnvShape } from '@gk/runtime';
+import {
+  envBool,
+  envInt,
+  envString,
+  envStringWithDefault,
+  envUrlWithDefault,
+  parseEnv,
+  redisEnvShape,
+} from '@gk/runtime';
 import { z } from 'zod';
 
 const required = (what: string) =>
   z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
-    z.string({ message: `is required (${what})` }).trim().min(1),
+    z
+      .string({ message: `is required (${what})` })
+      .trim()
+      .min(1),
   );
 
 export const WorkerEnv = z.object({
@@ -19,7 +30,7 @@ export const WorkerEnv = z.object({
   GLADLY_API_USER: required("the Gladly API user's email"),
   GLADLY_API_TOKEN: required('a Gladly API token'),
   GLADLY_RATE_LIMIT_PER_SECOND: envInt(5, 0, 10_000),
-  KLAVIYO_API_URL: envUrl('https://a.klaviyo.com'),
+  KLAVIYO_API_URL: envUrlWithDefault('https://a.klaviyo.com'),
   KLAVIYO_API_KEY: required('a Klaviyo private API key with events:write'),
   KLAVIYO_REVISION: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),

@@ -73,7 +73,8 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       switch (answer.kind) {
         case 'delivered': {
           deps.credentials.accept();
-          if (!stale) await deps.emailState.markApplied(d.email, { occurredAt: d.occurredAt, eventId: d.eventId });
+          if (!stale)
+            await deps.emailState.markApplied(d.email, { occurredAt: d.occurredAt, eventId: d.eventId });
           const outcome = stale ? 'delivered_backfill' : 'delivered';
           deps.metrics.deliveries.inc({ outcome });
           deps.metrics.lag.observe(Math.max(0, Date.now() - Date.parse(d.occurredAt)) / 1000);
@@ -83,7 +84,10 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
         case 'rate_limited': {
           deps.metrics.throttled.inc({ upstream: 'klaviyo' });
           deps.metrics.deliveries.inc({ outcome: 'throttled' });
-          log.warn({ ...fields, retryAfterMs: answer.retryAfterMs }, 'klaviyo rate limit hit; pausing deliveries');
+          log.warn(
+            { ...fields, retryAfterMs: answer.retryAfterMs },
+            'klaviyo rate limit hit; pausing deliveries',
+          );
           await deps.pauseQueue(answer.retryAfterMs);
           throw new RateLimitError();
         }

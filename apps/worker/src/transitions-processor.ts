@@ -67,7 +67,10 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
         throw new RateLimitError();
       }
       deps.metrics.transitions.inc({ outcome: 'retried' });
-      log.warn({ err: (err as Error).message, attempt: job.attemptsMade + 1 }, 'gladly lookup failed; will retry');
+      log.warn(
+        { err: (err as Error).message, attempt: job.attemptsMade + 1 },
+        'gladly lookup failed; will retry',
+      );
       throw err;
     }
     deps.credentials.accept();

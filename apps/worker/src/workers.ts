@@ -103,7 +103,10 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     });
     worker.on('failed', (job: Job | undefined, err: Error) => {
       if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-        logger.error({ queue: name, jobId: job.id, eventId: job.data?.eventId, reason: err.message }, 'job failed');
+        logger.error(
+          { queue: name, jobId: job.id, eventId: job.data?.eventId, reason: err.message },
+          'job failed',
+        );
       }
     });
     worker.on('error', (err: Error) => logger.error({ queue: name, err: err.message }, 'worker error'));

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { toTransition, type TransitionType } from '@gk/domain';
+import { type TransitionType, toTransition } from '@gk/domain';
 import { createGladlyClient } from '@gk/gladly';
 import { createKlaviyoClient } from '@gk/klaviyo';
 import {
@@ -11,7 +11,12 @@ import {
   transitionJobId,
 } from '@gk/queue';
 import { createLogger, createMetricsRegistry } from '@gk/runtime';
-import { type GladlyStandIn, type KlaviyoStandIn, startGladlyStandIn, startKlaviyoStandIn } from '@gk/stand-ins';
+import {
+  type GladlyStandIn,
+  type KlaviyoStandIn,
+  startGladlyStandIn,
+  startKlaviyoStandIn,
+} from '@gk/stand-ins';
 import { uniquePrefix } from '@gk/testing';
 import type { Registry } from 'prom-client';
 import { loadWorkerConfig, type WorkerConfig } from '../src/config.js';
@@ -31,7 +36,10 @@ export interface Harness {
   registry: Registry;
   logLines: string[];
   /** Adds a transition the way the ingest does (same job id derivation). */
-  send(type: TransitionType, opts: { id: string; customerId: string; at: string; conversationId?: string }): Promise<void>;
+  send(
+    type: TransitionType,
+    opts: { id: string; customerId: string; at: string; conversationId?: string },
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,7 +81,12 @@ export async function startHarness(
     prefix,
     logger,
     registry,
-    gladly: createGladlyClient({ baseUrl: gladly.url, user: GLADLY_USER, token: GLADLY_TOKEN, timeoutMs: 2_000 }),
+    gladly: createGladlyClient({
+      baseUrl: gladly.url,
+      user: GLADLY_USER,
+      token: GLADLY_TOKEN,
+      timeoutMs: 2_000,
+    }),
     klaviyo: createKlaviyoClient({ baseUrl: klaviyo.url, apiKey: KLAVIYO_KEY, timeoutMs: 2_000 }),
     timings: { authPauseMs: 300, backoff: { baseMs: 50, capMs: 500 }, ...timings },
   });

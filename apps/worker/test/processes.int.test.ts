@@ -1,6 +1,17 @@
 import { toTransition } from '@gk/domain';
-import { type BridgeQueues, closeQueues, createQueues, createWorkerConnection, transitionJobId } from '@gk/queue';
-import { type GladlyStandIn, type KlaviyoStandIn, startGladlyStandIn, startKlaviyoStandIn } from '@gk/stand-ins';
+import {
+  type BridgeQueues,
+  closeQueues,
+  createQueues,
+  createWorkerConnection,
+  transitionJobId,
+} from '@gk/queue';
+import {
+  type GladlyStandIn,
+  type KlaviyoStandIn,
+  startGladlyStandIn,
+  startKlaviyoStandIn,
+} from '@gk/stand-ins';
 import { type TestRedis, uniquePrefix, useTestRedis, waitFor } from '@gk/testing';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -59,7 +70,10 @@ async function start(extra: Record<string, string> = {}) {
 }
 
 async function send(id: string, customerId: string, at: string, type = 'CONVERSATION/CREATED' as const) {
-  const t = toTransition({ id, type, timestamp: at, content: { customerId, conversationId: 'c1' } }, new Date());
+  const t = toTransition(
+    { id, type, timestamp: at, content: { customerId, conversationId: 'c1' } },
+    new Date(),
+  );
   await queues.transitions.add('transition', t, { jobId: transitionJobId(id) });
 }
 

@@ -12,7 +12,10 @@ export interface WorkerProcess {
 }
 
 /** Runs the built worker (`node apps/worker/dist/main.js`) and waits until /readyz answers 200. */
-export async function startWorkerProcess(env: Record<string, string>, waitReady = true): Promise<WorkerProcess> {
+export async function startWorkerProcess(
+  env: Record<string, string>,
+  waitReady = true,
+): Promise<WorkerProcess> {
   const port = await freePort();
   let out = '';
   const child = trackChild(

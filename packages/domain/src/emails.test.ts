@@ -50,7 +50,9 @@ describe('email identity in logs', () => {
 
 describe('redactEmails', () => {
   it('masks addresses inside free text and leaves the rest', () => {
-    expect(redactEmails("Invalid email 'rosa@example.com' in /data")).toBe("Invalid email 'r***@example.com' in /data");
+    expect(redactEmails("Invalid email 'rosa@example.com' in /data")).toBe(
+      "Invalid email 'r***@example.com' in /data",
+    );
     expect(redactEmails('no address here')).toBe('no address here');
   });
 });

@@ -47,12 +47,12 @@ export const envBool = (def: boolean) =>
       .transform((v) => v === 'true' || v === '1' || v === 'yes'),
   );
 
-export const envUrl = (def?: string) => {
-  const url = z
-    .url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
-    .transform((v) => v.replace(/\/+$/, ''));
-  return z.preprocess(blankToUndefined, def === undefined ? url.optional() : url.default(def));
-};
+const httpUrl = () =>
+  z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).transform((v) => v.replace(/\/+$/, ''));
+
+export const envUrl = () => z.preprocess(blankToUndefined, httpUrl().optional());
+
+export const envUrlWithDefault = (def: string) => z.preprocess(blankToUndefined, httpUrl().default(def));
 
 export const envList = () =>
   z.preprocess(
