@@ -58,8 +58,12 @@ async function main(): Promise<void> {
     deadlineMs: SHUTDOWN_DEADLINE_MS,
     shutdown: async () => {
       readiness.markShuttingDown();
-      // Stops accepting, drops idle keep-alive sockets, resolves once in-flight requests are answered.
+      // Stops accepting and resolves once in-flight requests are answered. A keep-alive socket
+      // that goes idle after its last answer would otherwise hold close() for keepAliveTimeout.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      sweep.unref();
       await closeServer(server);
+      clearInterval(sweep);
       await closeQueues(queues);
       await connection.quit().catch(() => connection.disconnect());
     },

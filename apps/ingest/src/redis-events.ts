@@ -4,22 +4,31 @@ import type { Logger } from '@gk/runtime';
 /**
  * ioredis emits 'error' on every failed reconnect attempt (several a second while Redis is
  * down); unhandled, that would crash the process, logged each time it would flood the log.
- * This logs the first error of an outage and the recovery, once each. Only the error's code and
- * message are logged: neither carries the URL's password.
+ * This logs each change instead: connection lost, the first error of the outage (it says why),
+ * and the recovery. Only an error's code and message are logged, neither carries the URL's password.
  */
 export function watchRedisConnection(connection: RedisConnection, logger: Logger): void {
-  let state: 'unknown' | 'up' | 'down' = 'unknown';
+  let up = false;
+  let everUp = false;
+  let errorLogged = false;
+  connection.on('ready', () => {
+    if (everUp && !up) logger.info('redis reachable again');
+    up = true;
+    everUp = true;
+    errorLogged = false;
+  });
+  connection.on('close', () => {
+    if (!up) return;
+    up = false;
+    logger.warn('redis connection lost');
+  });
   connection.on('error', (err: Error) => {
-    if (state === 'down') return;
-    state = 'down';
+    if (errorLogged) return;
+    errorLogged = true;
     const code = (err as { code?: unknown }).code;
     logger.warn(
-      { err: { message: err.message, code: typeof code === 'string' ? code : undefined } },
+      { err: { message: err.message, ...(typeof code === 'string' ? { code } : {}) } },
       'redis unreachable',
     );
-  });
-  connection.on('ready', () => {
-    if (state === 'down') logger.info('redis reachable again');
-    state = 'up';
   });
 }

@@ -1,0 +1,61 @@
+import { type TestRedis, uniquePrefix, useTestRedis } from '@gk/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, adminAuthHeader, type RunningIngest, startIngest } from './helpers.js';
+
+let redis: TestRedis;
+let off: RunningIngest;
+let readOnly: RunningIngest;
+
+beforeAll(async () => {
+  redis = await useTestRedis();
+  off = await startIngest({ redisUrl: redis.url, prefix: uniquePrefix('ingest-dash-off'), admin: null });
+  readOnly = await startIngest({
+    redisUrl: redis.url,
+    prefix: uniquePrefix('ingest-dash-ro'),
+    admin: { ...ADMIN, readOnly: true },
+  });
+});
+
+afterAll(async () => {
+  await off?.close();
+  await readOnly?.close();
+  await redis?.stop();
+});
+
+describe('dashboard off (ADMIN_USERNAME/ADMIN_PASSWORD unset)', () => {
+  it('answers 404 at /admin/queues, with or without credentials', async () => {
+    for (const path of ['/admin/queues', '/admin/queues/api/queues']) {
+      expect((await fetch(`${off.url}${path}`)).status).toBe(404);
+      expect((await fetch(`${off.url}${path}`, { headers: { authorization: adminAuthHeader } })).status).toBe(
+        404,
+      );
+    }
+  });
+
+  it('says so in the log at start', () => {
+    expect(off.logEntries().some((e) => String(e.msg).startsWith('queue dashboard off'))).toBe(true);
+  });
+});
+
+describe('dashboard in read-only mode (ADMIN_READ_ONLY=true)', () => {
+  it('shows both queues as read-only', async () => {
+    const res = await fetch(`${readOnly.url}/admin/queues/api/queues`, {
+      headers: { authorization: adminAuthHeader },
+    });
+    expect(res.status).toBe(200);
+    const { queues } = (await res.json()) as { queues: { name: string; readOnlyMode: boolean }[] };
+    expect(queues.map((q) => [q.name, q.readOnlyMode]).sort()).toEqual([
+      ['deliveries', true],
+      ['transitions', true],
+    ]);
+  });
+
+  it('refuses to pause a queue', async () => {
+    const res = await fetch(`${readOnly.url}/admin/queues/api/queues/transitions/pause`, {
+      method: 'PUT',
+      headers: { authorization: adminAuthHeader },
+    });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(await readOnly.queues.transitions.isPaused()).toBe(false);
+  });
+});
