@@ -47,6 +47,11 @@ function routeLabel(req: Request): string {
   return 'other';
 }
 
+/** What the webhook handler recorded for the request log line, if this was a webhook. */
+function webhookOf(res: unknown): WebhookLogFields | undefined {
+  return (res as express.Response).locals?.webhook as WebhookLogFields | undefined;
+}
+
 const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
@@ -85,23 +90,24 @@ export function createApp(deps: AppDeps): IngestApp {
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       customProps: (_req, res) => {
-        const webhook = (res as express.Response).locals?.webhook as WebhookLogFields | undefined;
+        const webhook = webhookOf(res);
         return webhook ? { webhook } : {};
       },
       customLogLevel: (req, res, err) => {
         const path = pathOf(req as Request);
+        // Probes come every few seconds; a Redis outage is logged once by watchRedisConnection.
+        if (PROBE_PATHS.has(path)) return res.statusCode >= 400 || err ? 'debug' : 'silent';
         if (err || res.statusCode >= 500) return res.statusCode === 503 ? 'warn' : 'error';
         if (res.statusCode >= 400) return 'warn';
-        if (PROBE_PATHS.has(path)) return 'silent';
         if (path.startsWith(DASHBOARD_PATH)) return 'debug';
         return 'info';
       },
       customSuccessMessage: (_req, res) => {
-        const webhook = (res as express.Response).locals?.webhook as WebhookLogFields | undefined;
+        const webhook = webhookOf(res);
         return webhook ? `webhook ${webhook.outcome}` : 'request completed';
       },
       customErrorMessage: (_req, res) => {
-        const webhook = (res as express.Response).locals?.webhook as WebhookLogFields | undefined;
+        const webhook = webhookOf(res);
         return webhook ? `webhook ${webhook.outcome}` : `request failed with ${res.statusCode}`;
       },
       // The error itself is logged once by the error handler; the request line stays short.

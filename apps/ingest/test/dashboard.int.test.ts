@@ -1,3 +1,4 @@
+import { createMetricsRegistry } from '@gk/runtime';
 import { type TestRedis, uniquePrefix, useTestRedis } from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, adminAuthHeader, type RunningIngest, startIngest } from './helpers.js';
@@ -5,6 +6,16 @@ import { ADMIN, adminAuthHeader, type RunningIngest, startIngest } from './helpe
 let redis: TestRedis;
 let off: RunningIngest;
 let readOnly: RunningIngest;
+let broken: RunningIngest;
+
+/** A registry that fails on scrape, to reach the app's last-resort error handler. */
+function failingRegistry() {
+  const registry = createMetricsRegistry('ingest');
+  registry.metrics = async () => {
+    throw new Error('boom at redis://:hunter2-secret@db:6379');
+  };
+  return registry;
+}
 
 beforeAll(async () => {
   redis = await useTestRedis();
@@ -14,11 +25,17 @@ beforeAll(async () => {
     prefix: uniquePrefix('ingest-dash-ro'),
     admin: { ...ADMIN, readOnly: true },
   });
+  broken = await startIngest({
+    redisUrl: redis.url,
+    prefix: uniquePrefix('ingest-broken'),
+    registry: failingRegistry(),
+  });
 });
 
 afterAll(async () => {
   await off?.close();
   await readOnly?.close();
+  await broken?.close();
   await redis?.stop();
 });
 
@@ -57,5 +74,19 @@ describe('dashboard in read-only mode (ADMIN_READ_ONLY=true)', () => {
     });
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(await readOnly.queues.transitions.isPaused()).toBe(false);
+  });
+});
+
+describe('unexpected errors', () => {
+  it('answer 500 problem+json without message or stack, and are logged', async () => {
+    const res = await fetch(`${broken.url}/metrics`);
+    expect(res.status).toBe(500);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const text = await res.text();
+    expect(JSON.parse(text)).toMatchObject({ status: 500, title: 'Internal Server Error' });
+    expect(text).not.toContain('hunter2');
+    expect(text).not.toContain('boom');
+    expect(text).not.toMatch(/\bat .*:\d+/);
+    expect(broken.logEntries().some((e) => e.msg === 'unhandled error')).toBe(true);
   });
 });

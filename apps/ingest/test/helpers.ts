@@ -74,6 +74,7 @@ export interface StartIngestOptions {
   webhookAuth?: WebhookAuthConfig;
   admin?: AdminConfig | null;
   now?: () => Date;
+  registry?: Registry;
 }
 
 /** Builds the app like main.ts does, with a logger writing into memory, on a free loopback port. */
@@ -95,6 +96,7 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningI
     connection,
     logger,
     ...(options.now ? { now: options.now } : {}),
+    ...(options.registry ? { registry: options.registry } : {}),
   });
   const server = createServer(app);
   const port = await freePort();
