@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 // Workspace packages export `source` (their TypeScript) so tests run without a build first.
-const conditions = ['source', 'node', 'import', 'default'];
+const conditions = ['source', 'node', 'development|production'];
 
 export default defineConfig({
   resolve: { conditions },
