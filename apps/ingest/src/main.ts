@@ -7,10 +7,10 @@ import {
   handleShutdownSignals,
   listen,
   warnIfRedisNotDurable,
+  watchRedisConnection,
 } from '@gk/runtime';
 import { createApp } from './app.js';
 import { type IngestConfig, loadConfig } from './config.js';
-import { watchRedisConnection } from './redis-events.js';
 
 /** Kubernetes' default grace period is 30 s; finishing well within it leaves room for the rest. */
 const SHUTDOWN_DEADLINE_MS = 10_000;

@@ -7,13 +7,12 @@ import {
   createQueues,
   type RedisConnection,
 } from '@gk/queue';
-import { closeServer, createLogger, listen } from '@gk/runtime';
+import { closeServer, createLogger, listen, watchRedisConnection } from '@gk/runtime';
 import { freePort } from '@gk/testing';
 import type { Registry } from 'prom-client';
 import { createApp } from '../src/app.js';
 import type { WebhookAuthConfig } from '../src/auth.js';
 import type { AdminConfig } from '../src/config.js';
-import { watchRedisConnection } from '../src/redis-events.js';
 
 /** Credentials used across the integration tests; none of them may ever show up in a log line. */
 export const WEBHOOK_USER = 'gladly-hook';

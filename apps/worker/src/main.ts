@@ -2,45 +2,26 @@ import { createGladlyClient } from '@gk/gladly';
 import { createKlaviyoClient } from '@gk/klaviyo';
 import { createWorkerConnection, queuePrefix } from '@gk/queue';
 import {
-  ConfigError,
   closeServer,
   createHealthServer,
   createLogger,
   createMetricsRegistry,
   handleShutdownSignals,
   listen,
+  loadConfigOrExit,
   Readiness,
   redisReachable,
   warnIfRedisNotDurable,
+  watchRedisConnection,
 } from '@gk/runtime';
-import { loadWorkerConfig, type WorkerConfig } from './config.js';
+import { loadWorkerConfig } from './config.js';
 import { createWorkers } from './workers.js';
 
-function readConfig(): WorkerConfig {
-  try {
-    return loadWorkerConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`worker: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
-
-const config = readConfig();
+const config = loadConfigOrExit('worker', () => loadWorkerConfig());
 const logger = createLogger({ name: 'worker', level: config.logLevel });
 const cluster = config.redis.clusterNodes.length > 0;
 const connection = createWorkerConnection({ url: config.redis.url, clusterNodes: config.redis.clusterNodes });
-let lastRedisError = '';
-connection.on('error', (err: Error) => {
-  if (err.message !== lastRedisError) logger.warn({ err: err.message }, 'redis connection error');
-  lastRedisError = err.message;
-});
-connection.on('ready', () => {
-  if (lastRedisError) logger.info('redis connection restored');
-  lastRedisError = '';
-});
+watchRedisConnection(connection, logger);
 
 const registry = createMetricsRegistry('worker');
 const bridge = createWorkers({

@@ -105,3 +105,19 @@ export const redisEnvShape = {
   ),
   LOG_LEVEL: envLogLevel(),
 };
+
+/**
+ * For a service's main: loads its config, or prints the ConfigError (which names every bad
+ * variable, never a value) to stderr and exits 1. Other errors propagate.
+ */
+export function loadConfigOrExit<T>(service: string, load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${service}: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
