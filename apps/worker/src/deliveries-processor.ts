@@ -1,6 +1,6 @@
 import { hashEmail, isStale, redactEmails } from '@gk/domain';
 import type { KlaviyoClient } from '@gk/klaviyo';
-import { DeliveryJobData } from '@gk/queue';
+import { DeliveryJobData, transitionJobId } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { DelayedError, type Job, RateLimitError, UnrecoverableError } from 'bullmq';
 import type { WorkerConfig } from './config.js';
@@ -38,8 +38,11 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
     if (!parsed.success) throw new UnrecoverableError(`invalid delivery payload: ${parsed.error.message}`);
     const d = parsed.data;
     const holder = job.id ?? `${d.eventId}`;
+    // Correlation ids: Gladly's event id and the transition job it came from tie this line to
+    // the ingest's webhook line and the fan-out line; the email only ever as a keyed hash.
     const log = deps.logger.child({
       eventId: d.eventId,
+      transitionJobId: transitionJobId(d.eventId),
       jobId: job.id,
       emailHash: hashEmail(d.email, deps.emailHashKey),
       attempt: job.attemptsMade + 1,
@@ -47,6 +50,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
 
     if (!(await deps.emailState.acquire(d.email, holder))) {
       deps.metrics.deliveries.inc({ outcome: 'waited_for_lease' });
+      log.debug('another delivery for this email is running; waiting');
       await job.moveToDelayed(Date.now() + leaseWaitMs(), token);
       throw new DelayedError();
     }

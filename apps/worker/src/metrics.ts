@@ -1,13 +1,45 @@
+import { QueueName } from '@gk/queue';
 import { METRIC_PREFIX } from '@gk/runtime';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export type Upstream = 'gladly' | 'klaviyo';
+const UPSTREAMS: readonly Upstream[] = ['gladly', 'klaviyo'];
+
+export const TRANSITION_OUTCOMES = [
+  'fanned_out',
+  'customer_not_found',
+  'no_email',
+  'retried',
+  'throttled',
+  'credentials_rejected',
+] as const;
+export type TransitionOutcome = (typeof TRANSITION_OUTCOMES)[number];
+
+export const DELIVERY_OUTCOMES = [
+  'delivered',
+  'delivered_backfill',
+  'failed_permanent',
+  'retried',
+  'throttled',
+  'credentials_rejected',
+  'waited_for_lease',
+] as const;
+export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
 
 export interface WorkerMetrics {
   transitions: Counter<'outcome'>;
   deliveries: Counter<'outcome'>;
+  /** Jobs that ended in the failed set (permanent error or attempts used up), by queue. */
+  jobsFailed: Counter<'queue'>;
   invalidEmails: Counter;
   upstreamDuration: Histogram<'upstream' | 'status_class'>;
   throttled: Counter<'upstream'>;
   lag: Histogram;
+}
+
+export interface WorkerMetricsOptions {
+  /** Read on each scrape for `gk_upstream_credentials_rejected`. */
+  credentialsRejected?: (upstream: Upstream) => boolean;
 }
 
 /** `status_class` is 2xx/3xx/4xx/5xx, or `error` when no answer came (timeout, reset). */
@@ -15,21 +47,57 @@ export function statusClass(status: number | undefined): string {
   return status === undefined ? 'error' : `${Math.floor(status / 100)}xx`;
 }
 
-export function createWorkerMetrics(registry: Registry): WorkerMetrics {
+/**
+ * The worker's metrics. Every known label value starts at 0, so a series exists from the first
+ * scrape and `increase()`/`rate()` see the first event too (Prometheus cannot rate a series that
+ * appears with its first increment already in it).
+ */
+export function createWorkerMetrics(registry: Registry, options: WorkerMetricsOptions = {}): WorkerMetrics {
   const p = METRIC_PREFIX;
+  const transitions = new Counter({
+    name: `${p}transitions_total`,
+    help: `Transition jobs processed, by outcome (${TRANSITION_OUTCOMES.join(', ')})`,
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const deliveries = new Counter({
+    name: `${p}deliveries_total`,
+    help: `Klaviyo delivery attempts, by outcome (${DELIVERY_OUTCOMES.join(', ')})`,
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const jobsFailed = new Counter({
+    name: `${p}jobs_failed_total`,
+    help: 'Jobs moved to the failed set (permanent error or attempts used up), by queue; retry them with `npm run jobs -- retry`',
+    labelNames: ['queue'],
+    registers: [registry],
+  });
+  const throttled = new Counter({
+    name: `${p}upstream_throttled_total`,
+    help: '429 answers received, by upstream',
+    labelNames: ['upstream'],
+    registers: [registry],
+  });
+  const credentialsRejected = options.credentialsRejected;
+  new Gauge({
+    name: `${p}upstream_credentials_rejected`,
+    help: '1 while the upstream rejects our credentials (401/403; work pauses until they are fixed), else 0',
+    labelNames: ['upstream'],
+    registers: [registry],
+    collect() {
+      for (const upstream of UPSTREAMS) this.set({ upstream }, credentialsRejected?.(upstream) ? 1 : 0);
+    },
+  });
+  for (const outcome of TRANSITION_OUTCOMES) transitions.inc({ outcome }, 0);
+  for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ outcome }, 0);
+  for (const queue of Object.values(QueueName)) jobsFailed.inc({ queue }, 0);
+  for (const upstream of UPSTREAMS) throttled.inc({ upstream }, 0);
+
   return {
-    transitions: new Counter({
-      name: `${p}transitions_total`,
-      help: 'Transitions processed, by outcome (fanned_out, customer_not_found, no_email, retried, throttled, credentials_rejected)',
-      labelNames: ['outcome'],
-      registers: [registry],
-    }),
-    deliveries: new Counter({
-      name: `${p}deliveries_total`,
-      help: 'Klaviyo deliveries, by outcome (delivered, delivered_backfill, failed_permanent, retried, throttled, credentials_rejected, waited_for_lease)',
-      labelNames: ['outcome'],
-      registers: [registry],
-    }),
+    transitions,
+    deliveries,
+    jobsFailed,
+    throttled,
     invalidEmails: new Counter({
       name: `${p}invalid_emails_skipped_total`,
       help: 'Customer email entries skipped because they are not valid addresses',
@@ -37,20 +105,14 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
     }),
     upstreamDuration: new Histogram({
       name: `${p}upstream_request_duration_seconds`,
-      help: 'Gladly and Klaviyo request durations, by upstream and status class',
+      help: 'Gladly and Klaviyo request durations, by upstream and status class (error: no answer)',
       labelNames: ['upstream', 'status_class'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    throttled: new Counter({
-      name: `${p}upstream_throttled_total`,
-      help: '429 answers received, by upstream',
-      labelNames: ['upstream'],
-      registers: [registry],
-    }),
     lag: new Histogram({
       name: `${p}delivery_lag_seconds`,
-      help: "Time from Gladly's event timestamp to Klaviyo's 202",
+      help: "End-to-end lag: from Gladly's event timestamp to Klaviyo's 202",
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 86400],
       registers: [registry],
     }),

@@ -1,4 +1,4 @@
-import { hashEmail, normalizeEmails } from '@gk/domain';
+import { hashEmail, normalizeEmails, redactEmails } from '@gk/domain';
 import { type GladlyClient, GladlyError } from '@gk/gladly';
 import { type DeliveryJobData, deliveryJobId, TransitionJobData } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
@@ -35,7 +35,12 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
     const parsed = TransitionJobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid transition payload: ${parsed.error.message}`);
     const t = parsed.data;
-    const log = deps.logger.child({ eventId: t.eventId, jobId: job.id, customerId: t.customerId });
+    const log = deps.logger.child({
+      eventId: t.eventId,
+      jobId: job.id,
+      customerId: t.customerId,
+      attempt: job.attemptsMade + 1,
+    });
 
     const started = performance.now();
     let lookup: Awaited<ReturnType<GladlyClient['getCustomerEmails']>>;
@@ -67,10 +72,7 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
         throw new RateLimitError();
       }
       deps.metrics.transitions.inc({ outcome: 'retried' });
-      log.warn(
-        { err: (err as Error).message, attempt: job.attemptsMade + 1 },
-        'gladly lookup failed; will retry',
-      );
+      log.warn({ status, err: redactEmails((err as Error).message) }, 'gladly lookup failed; will retry');
       throw err;
     }
     deps.credentials.accept();

@@ -1,3 +1,4 @@
+import { redactEmails } from '@gk/domain';
 import type { GladlyClient } from '@gk/gladly';
 import type { KlaviyoClient } from '@gk/klaviyo';
 import { type BridgeQueues, closeQueues, createQueues, QueueName, type RedisConnection } from '@gk/queue';
@@ -47,9 +48,12 @@ function limiterFor(perSecond: number) {
 export function createWorkers(deps: WorkerDeps): BridgeWorkers {
   const { config, connection, prefix, logger } = deps;
   const queues = createQueues(connection, prefix);
-  const metrics = createWorkerMetrics(deps.registry);
   const gladlyCredentials = new CredentialsStatus('gladly');
   const klaviyoCredentials = new CredentialsStatus('klaviyo');
+  const metrics = createWorkerMetrics(deps.registry, {
+    credentialsRejected: (upstream) =>
+      (upstream === 'gladly' ? gladlyCredentials : klaviyoCredentials).rejected,
+  });
   const emailState = new EmailState(connection, { prefix: `${prefix}:state` });
   const authPauseMs = deps.timings?.authPauseMs;
 
@@ -102,10 +106,19 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       settings: { backoffStrategy: (attemptsMade: number) => fullJitterDelay(attemptsMade, backoff) },
     });
     worker.on('failed', (job: Job | undefined, err: Error) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      // Emitted for every failed attempt; `finishedOn` is set only when the job landed in the
+      // failed set (an UnrecoverableError, or its attempts used up).
+      if (job && (job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1))) {
+        metrics.jobsFailed.inc({ queue: name });
         logger.error(
-          { queue: name, jobId: job.id, eventId: job.data?.eventId, reason: err.message },
-          'job failed',
+          {
+            queue: name,
+            jobId: job.id,
+            eventId: job.data?.eventId,
+            attempts: job.attemptsMade,
+            reason: redactEmails(err.message),
+          },
+          'job failed; it stays in the failed set until retried (npm run jobs -- retry)',
         );
       }
     });
