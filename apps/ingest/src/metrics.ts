@@ -14,6 +14,13 @@ export type WebhookOutcome =
   | 'unavailable'
   | 'error';
 
+const PRE_BODY_REJECTIONS: readonly WebhookOutcome[] = [
+  'rejected_auth',
+  'rejected_media_type',
+  'rejected_too_large',
+  'rejected_invalid',
+];
+
 /** Queue states reported on each scrape. */
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'paused', 'completed'] as const;
 
@@ -29,10 +36,13 @@ export function createIngestMetrics(
 ): IngestMetrics {
   const webhooksReceived = new Counter({
     name: `${METRIC_PREFIX}webhooks_received_total`,
-    help: 'Gladly webhooks received, by Gladly event type and what the ingest answered',
+    help: 'Gladly webhooks received, by Gladly event type and outcome (accepted, duplicate, ignored, pong; rejected_auth 401, rejected_invalid 400, rejected_media_type 415, rejected_too_large 413; unavailable 503; error 500)',
     labelNames: ['type', 'outcome'] as const,
     registers: [registry],
   });
+  // Rejections before the body is read carry type "unknown": start those series at 0 so an
+  // alert's increase() sees the first 401 of a spike too.
+  for (const outcome of PRE_BODY_REJECTIONS) webhooksReceived.inc({ type: 'unknown', outcome }, 0);
   const requestDuration = new Histogram({
     name: `${METRIC_PREFIX}ingest_request_duration_seconds`,
     help: 'Time from request to answer, by route',
@@ -42,7 +52,7 @@ export function createIngestMetrics(
   });
   new Gauge({
     name: `${METRIC_PREFIX}queue_jobs`,
-    help: 'Jobs per queue and state, read from Redis on each scrape (absent while Redis is unreachable)',
+    help: 'Jobs per queue and state, read from Redis on each scrape (absent while Redis is unreachable); every ingest replica reports the same counts, so aggregate with max',
     labelNames: ['queue', 'state'] as const,
     registers: [registry],
     async collect() {
