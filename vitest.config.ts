@@ -21,6 +21,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           globalSetup: ['./vitest.global-setup.ts'],
+          setupFiles: ['./vitest.log-guard.ts'],
           include: ['{apps,packages}/*/{src,test}/**/*.int.test.ts'],
           exclude: ['**/node_modules/**', '**/dist/**'],
           testTimeout: 60_000,

@@ -8,7 +8,7 @@ import {
   type RedisConnection,
 } from '@gk/queue';
 import { closeServer, createLogger, listen, watchRedisConnection } from '@gk/runtime';
-import { freePort } from '@gk/testing';
+import { captureLogOutput, freePort, registerTestSecrets } from '@gk/testing';
 import type { Registry } from 'prom-client';
 import { createApp } from '../src/app.js';
 import type { WebhookAuthConfig } from '../src/auth.js';
@@ -41,6 +41,12 @@ export const basicAuth = (user: string, password: string) =>
 
 export const webhookAuthHeader = basicAuth(WEBHOOK_USER, WEBHOOK_PASSWORD);
 export const adminAuthHeader = basicAuth(ADMIN.username, ADMIN.password);
+// The suite-wide log guard fails any test file whose log lines show one of these.
+registerTestSecrets(
+  ...SECRETS,
+  webhookAuthHeader.slice('Basic '.length),
+  adminAuthHeader.slice('Basic '.length),
+);
 
 export function fixture(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(`../../../fixtures/gladly/${name}`, import.meta.url), 'utf8'));
@@ -84,7 +90,12 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningI
     name: 'ingest',
     level: 'debug',
     redactHeaders: [webhookAuth.tokenHeader],
-    destination: { write: (line: string) => void logs.push(line) },
+    destination: {
+      write: (line: string) => {
+        captureLogOutput('ingest app', line);
+        logs.push(line);
+      },
+    },
   });
   const connection = createProducerConnection({ url: options.redisUrl });
   watchRedisConnection(connection, logger);

@@ -17,7 +17,7 @@ import {
   startGladlyStandIn,
   startKlaviyoStandIn,
 } from '@gk/stand-ins';
-import { uniquePrefix } from '@gk/testing';
+import { captureLogOutput, registerTestSecrets, uniquePrefix } from '@gk/testing';
 import type { Registry } from 'prom-client';
 import { loadWorkerConfig, type WorkerConfig } from '../src/config.js';
 import { type BridgeWorkers, createWorkers } from '../src/workers.js';
@@ -25,6 +25,7 @@ import { type BridgeWorkers, createWorkers } from '../src/workers.js';
 export const GLADLY_USER = 'api-user@acme.test';
 export const GLADLY_TOKEN = 'gladly-test-token-3f9a';
 export const KLAVIYO_KEY = 'pk_test_klaviyo_5d2c';
+registerTestSecrets(GLADLY_TOKEN, KLAVIYO_KEY);
 
 export interface Harness {
   gladly: GladlyStandIn;
@@ -67,6 +68,7 @@ export async function startHarness(
   const logLines: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
+      captureLogOutput('worker harness', String(chunk));
       logLines.push(...String(chunk).split('\n').filter(Boolean));
       cb();
     },

@@ -1,3 +1,4 @@
+export * from './log-guard.js';
 export * from './ports.js';
 export * from './processes.js';
 export * from './redis-server.js';

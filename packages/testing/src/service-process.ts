@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { registerTestSecrets, secretsFromEnv } from './log-guard.js';
 import { waitFor } from './ports.js';
 import { trackChild } from './processes.js';
 
@@ -24,6 +25,7 @@ export interface ServiceProcessOptions {
 
 /** Runs a built service with only the given env (plus PATH), capturing its output. */
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
+  registerTestSecrets(...secretsFromEnv(options.env));
   let out = '';
   const child = trackChild(
     spawn(process.execPath, [options.script], {
