@@ -45,7 +45,7 @@ let stopping = false;
 async function main() {
   const envFile = loadDotEnv();
   const env = process.env;
-  if (envFile) say(`loaded ${relative(ROOT, envFile) || envFile}`);
+  if (envFile) say(`loaded ${envFile.startsWith(`${ROOT}/`) ? relative(ROOT, envFile) : envFile}`);
 
   if (env.SKIP_BUILD !== '1') {
     say('building (npx turbo run build)…');
@@ -192,8 +192,7 @@ async function ensureRedis(env) {
     '--save',
     '',
   ];
-  // Its own process group, so a Ctrl-C in the terminal does not stop Redis before the apps are done with it.
-  startChild('redis', 'redis-server', args, process.env, { detached: true });
+  startChild('redis', 'redis-server', args, process.env);
   const started = await waitFor(() => redisAnswers('127.0.0.1', listenPort), 10_000);
   if (!started) await stopAll(1, 'redis-server did not start (see its output above)');
   const localUrl = `redis://127.0.0.1:${listenPort}`;
@@ -201,10 +200,16 @@ async function ensureRedis(env) {
   return { url: localUrl, started: true, shown: localUrl, dir };
 }
 
-function startChild(name, command, args, env, { detached = false } = {}) {
+/**
+ * Each child runs in its own process group, so a Ctrl-C in the terminal (or a signal to this
+ * launcher's group) reaches only the launcher: the children then get exactly one SIGTERM each,
+ * the apps first and Redis last, once nothing uses it any more. (A second SIGTERM to a service
+ * that is already draining would kill it.)
+ */
+function startChild(name, command, args, env) {
   // A Ctrl-C while starting up: start nothing more (stopAll has already taken stock).
   if (stopping) return null;
-  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached });
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const exited = new Promise((resolveExit) => {
     child.once('exit', (code, signal) => resolveExit({ code, signal }));
     child.once('error', (err) => {
@@ -223,12 +228,10 @@ function startChild(name, command, args, env, { detached = false } = {}) {
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     void stopAll(1, `${name} ${how}: stopping everything`);
   });
-  if (name === 'redis') {
-    // Whatever happens to this process, the Redis it started must not outlive it.
-    process.once('exit', () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    });
-  }
+  // Whatever ends this process (an uncaught error included), nothing it started outlives it.
+  process.once('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  });
   return child;
 }
 
@@ -392,7 +395,8 @@ async function stopAll(code, reason) {
 }
 
 let interrupts = 0;
-for (const signal of ['SIGINT', 'SIGTERM']) {
+// SIGHUP: the terminal went away; the children, in their own groups, would not hear of it.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
     interrupts += 1;
     if (interrupts > 1) {
@@ -402,7 +406,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
     }
     void stopAll(
       undefined,
-      signal === 'SIGINT' ? 'Ctrl-C: stopping everything…' : 'SIGTERM: stopping everything…',
+      signal === 'SIGINT' ? 'Ctrl-C: stopping everything…' : `${signal}: stopping everything…`,
     );
   });
 }

@@ -57,27 +57,42 @@ async function statusCount(page: Page, queue: string, status: string): Promise<n
   return 0;
 }
 
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: the browser test needs Debian's chromium (apt-get install chromium), or CHROMIUM_PATH pointing at one. It never downloads a browser.`,
-    );
-  }
-  stack = await startLocalStack();
-  const demo = runScript('demo.mjs', { ...stack.env, DEMO_TIMEOUT_MS: '30000', DEMO_INTERVAL_MS: '50' });
-  const code = await demo.exited;
-  demoOutput = demo.output();
-  if (code !== 0)
-    throw new Error(`npm run demo exited ${code}:\n${demoOutput}\n--- npm start said ---\n${stack.output()}`);
+/**
+ * Set-up problems (no Chromium above all) are thrown from every test rather than from the hook,
+ * so they count as failures, never as skipped tests.
+ */
+let setupError: Error | undefined;
+function ready(): void {
+  if (setupError) throw setupError;
+}
 
-  profileDir = mkdtempSync(join(tmpdir(), 'gk-chromium-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_FLAGS,
-    httpCredentials: ADMIN,
-    viewport: { width: 1400, height: 900 },
-  });
+beforeAll(async () => {
+  try {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(
+        `Chromium not found at ${CHROMIUM}: the browser test needs Debian's chromium (apt-get install chromium), or CHROMIUM_PATH pointing at one. It never downloads a browser.`,
+      );
+    }
+    stack = await startLocalStack();
+    const demo = runScript('demo.mjs', { ...stack.env, DEMO_TIMEOUT_MS: '30000', DEMO_INTERVAL_MS: '50' });
+    const code = await demo.exited;
+    demoOutput = demo.output();
+    if (code !== 0) {
+      throw new Error(
+        `npm run demo exited ${code}:\n${demoOutput}\n--- npm start said ---\n${stack.output()}`,
+      );
+    }
+    profileDir = mkdtempSync(join(tmpdir(), 'gk-chromium-'));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      httpCredentials: ADMIN,
+      viewport: { width: 1400, height: 900 },
+    });
+  } catch (err) {
+    setupError = err instanceof Error ? err : new Error(String(err));
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -88,6 +103,7 @@ afterAll(async () => {
 
 describe('the local stack after npm start and npm run demo', () => {
   it('the demo reports every expected event in Klaviyo and where to look', () => {
+    ready();
     expect(demoOutput).toContain('200 accepted');
     expect(demoOutput).toContain('200 duplicate');
     expect(demoOutput).toContain('200 pong');
@@ -98,6 +114,7 @@ describe('the local stack after npm start and npm run demo', () => {
   });
 
   it('the dashboard refuses requests without the admin credentials', async () => {
+    ready();
     expect((await fetch(stack.urls.dashboard)).status).toBe(401);
     const wrong = await fetch(stack.urls.dashboard, {
       headers: { authorization: `Basic ${Buffer.from('admin:wrong').toString('base64')}` },
@@ -106,6 +123,7 @@ describe('the local stack after npm start and npm run demo', () => {
   });
 
   it('the sandbox page shows each profile, its events in order and its current state', async () => {
+    ready();
     const page = await context.newPage();
     await page.goto(`${stack.urls.sandbox}/`);
     const rosa = page.locator('[data-email="rosa.alvarez@example.com"]');
@@ -144,6 +162,7 @@ describe('the local stack after npm start and npm run demo', () => {
   });
 
   it('the sandbox page updates live when Klaviyo records an event', async () => {
+    ready();
     const page = await context.newPage();
     await page.goto(`${stack.urls.sandbox}/`);
     await page.locator('#live.on').waitFor();
@@ -157,6 +176,7 @@ describe('the local stack after npm start and npm run demo', () => {
   });
 
   it('the dashboard lists both queues with their completed jobs', async () => {
+    ready();
     const page = await context.newPage();
     await page.goto(`${stack.urls.dashboard}/`);
     const nav = page.locator('nav');
@@ -177,6 +197,7 @@ describe('the local stack after npm start and npm run demo', () => {
   });
 
   it('stops everything on SIGTERM (Ctrl-C) and exits 0', async () => {
+    ready();
     const code = await stack.stop();
     expect(stack.output()).toContain('stopped');
     expect(code).toBe(0);
