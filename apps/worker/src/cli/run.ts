@@ -37,19 +37,25 @@ function waitReady(connection: RedisConnection, timeoutMs: number): Promise<void
   if (connection.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     let lastError = '';
+    let errors = 0;
     const onError = (err: Error) => {
       lastError = err.message;
+      // ioredis retries after 200, 400 ms…: a third refusal in a row is not a blip.
+      errors += 1;
+      if (errors >= 3) finish(new Error(lastError));
     };
-    const timer = setTimeout(() => {
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
       connection.off('ready', onReady);
       connection.off('error', onError);
-      reject(new Error(lastError || `no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onReady = () => {
-      clearTimeout(timer);
-      connection.off('error', onError);
-      resolve();
+      if (err) reject(err);
+      else resolve();
     };
+    const timer = setTimeout(
+      () => finish(new Error(lastError || `no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const onReady = () => finish();
     connection.once('ready', onReady);
     connection.on('error', onError);
   });
