@@ -30,7 +30,6 @@ import {
   waitFor,
 } from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error: a plain .mjs script without types (also run by scripts/check-deploy.sh)
 import { deployFiles, metricReferences } from '../../../scripts/deploy-metrics.mjs';
 import { GLADLY_TOKEN, GLADLY_USER, KLAVIYO_KEY } from './harness.js';
 import { startWorkerProcess, type WorkerProcess } from './worker-process.js';
@@ -391,12 +390,9 @@ describe('operations: metrics, logs, readiness and failed-job tooling on the bui
     const names = new Set(seen.map((s) => s.name));
     const missing: string[] = [];
     let checked = 0;
-    for (const file of deployFiles() as string[]) {
+    for (const file of deployFiles()) {
       const isRuleTest = file.includes('/tests/');
-      for (const ref of metricReferences(readFileSync(file, 'utf8')) as {
-        name: string;
-        matchers: { label: string; op: string; value: string }[];
-      }[]) {
+      for (const ref of metricReferences(readFileSync(file, 'utf8'))) {
         checked += 1;
         if (!names.has(ref.name)) {
           missing.push(`${file}: ${ref.name}`);
