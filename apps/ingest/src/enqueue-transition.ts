@@ -1,32 +1,44 @@
 import type { Transition } from '@gk/domain';
 import { transitionJobId } from '@gk/queue';
-import type { Queue } from 'bullmq';
+import { Job, type Queue } from 'bullmq';
 
 export interface EnqueueResult {
   outcome: 'accepted' | 'duplicate';
   jobId: string;
 }
 
+/** The ioredis client behind BullMQ's adapter has every command; the adapter type declares only its own. */
+type WithExists = { exists(key: string): Promise<number> };
+
 /**
  * Stores a transition as a `transitions` job; resolves only once Redis has acknowledged it.
  *
  * The job id is derived from Gladly's event id, so a redelivery never makes a second job: BullMQ's
- * add script sees the key exists and stores nothing. It still answers with the job id and hands
- * back a Job built locally from our arguments, so `add` alone cannot tell new from duplicate.
- * The stored job keeps the `timestamp` of the add that created it, so we read it back: our own
- * timestamp means this call created it, another one means it was already there. Unlike an
- * existence check before the add, this has no window in which two concurrent deliveries both see
- * "absent"; only two adds in the same millisecond would both say accepted, and either way there
- * is exactly one job.
+ * add script sees the key exists and stores nothing. To tell new from duplicate, an EXISTS on the
+ * job's key is written just before the add on the same connection: Redis answers a connection's
+ * commands in order, so both travel in one round trip and the EXISTS sees the state right before
+ * this add. Within one ingest, concurrent deliveries of one event are told apart exactly (one
+ * accepted, the rest duplicate); two ingest replicas adding the same event within the same
+ * microseconds could both answer accepted, and either way Redis holds exactly one job.
+ * (A MULTI would close that last window but costs more CPU per webhook than the rest of the
+ * store: ioredis builds a Pipeline object with every BullMQ script on it for each MULTI.)
  */
 export async function enqueueTransition(
   queue: Queue<Transition>,
   transition: Transition,
 ): Promise<EnqueueResult> {
   const jobId = transitionJobId(transition.eventId);
-  const added = await queue.add(transition.gladlyType, transition, { jobId });
-  const stored = await queue.getJob(jobId);
-  // Gone already would mean it was created and removed in between: ours, if anyone's.
-  const outcome = stored && stored.timestamp !== added.timestamp ? 'duplicate' : 'accepted';
-  return { outcome, jobId };
+  const client = await queue.client;
+  // What queue.add does, minus the Job bookkeeping we do not need: the queue's defaults, our id.
+  const job = new Job<Transition>(
+    queue,
+    transition.gladlyType,
+    transition,
+    { ...queue.defaultJobOptions, jobId },
+    jobId,
+  );
+  const existed = (client as unknown as WithExists).exists(queue.toKey(jobId));
+  const added = job.addJob(client);
+  const [count] = await Promise.all([existed, added]);
+  return { outcome: count === 1 ? 'duplicate' : 'accepted', jobId };
 }

@@ -33,6 +33,7 @@ function connect(target: RedisTarget, options: RedisOptions): RedisConnection {
 export function createProducerConnection(target: RedisTarget, name = 'producer'): RedisConnection {
   return connect(target, {
     connectionName: `gk-${name}`,
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 1_000,
