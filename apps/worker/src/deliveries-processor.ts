@@ -48,15 +48,17 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       attempt: job.attemptsMade + 1,
     });
 
-    if (!(await deps.emailState.acquire(d.email, holder))) {
+    // One Redis call takes the lease and reads the newest mark applied to this email.
+    const lease = await deps.emailState.acquire(d.email, holder);
+    if (!lease.acquired) {
       deps.metrics.deliveries.inc({ outcome: 'waited_for_lease' });
       log.debug('another delivery for this email is running; waiting');
       await job.moveToDelayed(Date.now() + leaseWaitMs(), token);
       throw new DelayedError();
     }
+    let released = false;
     try {
-      const newest = await deps.emailState.newestApplied(d.email);
-      const stale = isStale({ occurredAt: d.occurredAt, eventId: d.eventId }, newest);
+      const stale = isStale({ occurredAt: d.occurredAt, eventId: d.eventId }, lease.newest);
       const value = d.kind === 'started';
       const answer = await deps.klaviyo.createEvent({
         email: d.email,
@@ -77,8 +79,15 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       switch (answer.kind) {
         case 'delivered': {
           deps.credentials.accept();
-          if (!stale)
-            await deps.emailState.markApplied(d.email, { occurredAt: d.occurredAt, eventId: d.eventId });
+          if (!stale) {
+            // One Redis call stores the mark and lets go of the lease; its failure fails the job
+            // (a retry is harmless: Klaviyo dedupes by unique_id).
+            await deps.emailState.markAppliedAndRelease(d.email, holder, {
+              occurredAt: d.occurredAt,
+              eventId: d.eventId,
+            });
+            released = true;
+          }
           const outcome = stale ? 'delivered_backfill' : 'delivered';
           deps.metrics.deliveries.inc({ outcome });
           deps.metrics.lag.observe(Math.max(0, Date.now() - Date.parse(d.occurredAt)) / 1000);
@@ -118,7 +127,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
           throw new Error(`unexpected klaviyo outcome ${JSON.stringify(answer satisfies never)}`);
       }
     } finally {
-      await deps.emailState.release(d.email, holder).catch(() => {});
+      if (!released) await deps.emailState.release(d.email, holder).catch(() => {});
     }
   };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type AppliedMark, hashEmail } from '@gk/domain';
 import type { RedisConnection } from '@gk/queue';
 
@@ -5,6 +6,10 @@ import type { RedisConnection } from '@gk/queue';
  * Per-email state in Redis: a lease so two deliveries for one email never run at once, and the
  * newest transition applied to it, so an older one is sent as backfill. Keys carry a hash of the
  * email, never the address.
+ *
+ * A delivery costs two Redis calls around its Klaviyo request, each one Lua script run atomically:
+ * take the lease and read the newest mark; then store the new mark (if newer) and let go of the
+ * lease. Both keys of an email share a prefix, so on a cluster they sit in one hash slot.
  */
 export interface EmailStateOptions {
   prefix: string;
@@ -14,23 +19,53 @@ export interface EmailStateOptions {
   leaseMs?: number;
 }
 
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+export type LeaseResult = { acquired: false } | { acquired: true; newest: AppliedMark | null };
 
-// Stores the mark only when it is newer than the stored one (same tie-break as isStale).
-const SET_IF_NEWER = `
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local sep = string.find(cur, '|', 1, true)
-  local curMs = tonumber(string.sub(cur, 1, sep - 1))
-  local curId = string.sub(cur, sep + 1)
-  local newMs = tonumber(ARGV[1])
-  if newMs < curMs or (newMs == curMs and ARGV[2] <= curId) then
+interface LuaScript {
+  lua: string;
+  sha: string;
+}
+
+const script = (lua: string): LuaScript => ({ lua, sha: createHash('sha1').update(lua).digest('hex') });
+
+/**
+ * KEYS: lease, applied. ARGV: holder, lease ms. The same holder may take the lease again: a job
+ * whose worker was killed mid-delivery must not wait for its own stale lease. Answers 0 when
+ * another holder has it, else {1, the stored mark or ''}.
+ */
+const ACQUIRE = script(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {1, redis.call('GET', KEYS[2]) or ''}`);
+
+/**
+ * KEYS: applied, lease. ARGV: occurred-at ms, event id, ttl seconds, holder ('' = no mark).
+ * Stores the mark only when it is newer than the stored one (same tie-break as isStale), then
+ * releases the lease if the holder still has it. Answers 1 when the mark was stored.
+ */
+const MARK_AND_RELEASE = script(`
+local stored = 0
+if ARGV[2] ~= '' then
+  local cur = redis.call('GET', KEYS[1])
+  local newer = true
+  if cur then
+    local sep = string.find(cur, '|', 1, true)
+    local curMs = tonumber(string.sub(cur, 1, sep - 1))
+    local curId = string.sub(cur, sep + 1)
+    local newMs = tonumber(ARGV[1])
+    newer = not (newMs < curMs or (newMs == curMs and ARGV[2] <= curId))
+  end
+  if newer then
+    redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
+    stored = 1
+  else
     redis.call('EXPIRE', KEYS[1], ARGV[3])
-    return 0
   end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
-return 1`;
+if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+return stored`);
 
 export class EmailState {
   readonly #redis: RedisConnection;
@@ -45,44 +80,53 @@ export class EmailState {
     this.#leaseMs = options.leaseMs ?? 30_000;
   }
 
-  #key(kind: 'lease' | 'applied', email: string): string {
-    return `${this.#prefix}:email:${hashEmail(email)}:${kind}`;
+  #keys(email: string): { lease: string; applied: string } {
+    const base = `${this.#prefix}:email:${hashEmail(email)}`;
+    return { lease: `${base}:lease`, applied: `${base}:applied` };
   }
 
-  /**
-   * Takes the email's lease for `holder` (a job id). The same holder may take it again: a job
-   * whose worker was killed mid-delivery must not wait for its own stale lease.
-   */
-  async acquire(email: string, holder: string): Promise<boolean> {
-    const key = this.#key('lease', email);
-    const ok = await this.#redis.set(key, holder, 'PX', this.#leaseMs, 'NX');
-    if (ok === 'OK') return true;
-    if ((await this.#redis.get(key)) === holder) {
-      await this.#redis.pexpire(key, this.#leaseMs);
-      return true;
+  /** EVALSHA, and EVAL once when the server does not know the script yet (first use, restart). */
+  async #run(s: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+    try {
+      return await this.#redis.evalsha(s.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
+      return this.#redis.eval(s.lua, keys.length, ...keys, ...args);
     }
-    return false;
   }
 
+  /** Takes the email's lease for `holder` (a job id) and reads the newest mark applied to it. */
+  async acquire(email: string, holder: string): Promise<LeaseResult> {
+    const k = this.#keys(email);
+    const answer = await this.#run(ACQUIRE, [k.lease, k.applied], [holder, this.#leaseMs]);
+    if (!Array.isArray(answer)) return { acquired: false };
+    const raw = String(answer[1] ?? '');
+    return { acquired: true, newest: raw ? parseMark(raw) : null };
+  }
+
+  /** Stores `mark` if it is newer than the one stored, and releases `holder`'s lease, atomically. */
+  async markAppliedAndRelease(email: string, holder: string, mark: AppliedMark): Promise<void> {
+    const k = this.#keys(email);
+    await this.#run(
+      MARK_AND_RELEASE,
+      [k.applied, k.lease],
+      [String(Date.parse(mark.occurredAt)), mark.eventId, String(this.#ttl), holder],
+    );
+  }
+
+  /** Releases the lease if `holder` still has it. */
   async release(email: string, holder: string): Promise<void> {
-    await this.#redis.eval(RELEASE, 1, this.#key('lease', email), holder);
+    const k = this.#keys(email);
+    await this.#run(MARK_AND_RELEASE, [k.applied, k.lease], ['0', '', String(this.#ttl), holder]);
   }
 
   async newestApplied(email: string): Promise<AppliedMark | null> {
-    const raw = await this.#redis.get(this.#key('applied', email));
-    if (!raw) return null;
-    const sep = raw.indexOf('|');
-    return { occurredAt: new Date(Number(raw.slice(0, sep))).toISOString(), eventId: raw.slice(sep + 1) };
+    const raw = await this.#redis.get(this.#keys(email).applied);
+    return raw ? parseMark(raw) : null;
   }
+}
 
-  async markApplied(email: string, mark: AppliedMark): Promise<void> {
-    await this.#redis.eval(
-      SET_IF_NEWER,
-      1,
-      this.#key('applied', email),
-      String(Date.parse(mark.occurredAt)),
-      mark.eventId,
-      String(this.#ttl),
-    );
-  }
+function parseMark(raw: string): AppliedMark {
+  const sep = raw.indexOf('|');
+  return { occurredAt: new Date(Number(raw.slice(0, sep))).toISOString(), eventId: raw.slice(sep + 1) };
 }
