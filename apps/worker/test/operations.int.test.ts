@@ -283,9 +283,15 @@ describe('operations: metrics, logs, readiness and failed-job tooling on the bui
         value(await scrape(ingestUrl), 'gk_queue_jobs', { queue: 'deliveries', state: 'failed' }) === 1,
       { what: 'the failed delivery on the ingest /metrics' },
     );
-    const failedWorker = await scrape(workerUrl(worker));
-    expect(value(failedWorker, 'gk_jobs_failed_total', { queue: 'deliveries' })).toBe(1);
-    expect(value(failedWorker, 'gk_deliveries_total', { outcome: 'failed_permanent' })).toBe(1);
+    // The worker counts it when BullMQ reports the job failed, a moment after Redis has it.
+    await waitFor(
+      async () =>
+        value(await scrape(workerUrl(worker)), 'gk_jobs_failed_total', { queue: 'deliveries' }) === 1,
+      { what: 'gk_jobs_failed_total on the worker' },
+    );
+    expect(
+      value(await scrape(workerUrl(worker)), 'gk_deliveries_total', { outcome: 'failed_permanent' }),
+    ).toBe(1);
 
     // The operator lists it (email masked) and retries it; it arrives.
     const list = await runCli(['failed', '--json']);
@@ -412,11 +418,21 @@ describe('operations: metrics, logs, readiness and failed-job tooling on the bui
     expect(checked).toBeGreaterThan(30);
   });
 
-  it('logs one line per webhook and per delivery attempt, tied by event and job ids', () => {
-    const ingestLines = logLines(ingest.output());
-    const webhookLines = ingestLines.filter(
-      (l) => (l.req as { url?: string } | undefined)?.url === '/webhooks/gladly',
+  it('logs one line per webhook and per delivery attempt, tied by event and job ids', async () => {
+    // The services log asynchronously: let the last lines reach stdout first.
+    const isWebhookLine = (l: Record<string, unknown>) =>
+      (l.req as { url?: string } | undefined)?.url === '/webhooks/gladly';
+    await waitFor(() => logLines(ingest.output()).filter(isWebhookLine).length >= sentWebhooks.length, {
+      what: 'a log line for every webhook',
+    });
+    await waitFor(
+      () =>
+        logLines(worker.output()).some(
+          (l) => l.eventId === 'evt-ops-refused' && l.msg === 'delivered to klaviyo',
+        ),
+      { what: 'the last delivery line' },
     );
+    const webhookLines = logLines(ingest.output()).filter(isWebhookLine);
     expect(webhookLines).toHaveLength(sentWebhooks.length);
     for (const sent of sentWebhooks.filter((s) => s.id && s.status === 200)) {
       const line = webhookLines.find(
@@ -492,8 +508,8 @@ describe('operations: metrics, logs, readiness and failed-job tooling on the bui
 
   it('/readyz says "shutting down" while the worker finishes a delivery in flight, which arrives', async () => {
     klaviyo.injectFaults({ delayMs: 2_500 });
-    expect(await post(event('evt-ops-inflight', 'CONVERSATION/CREATED', 'cust-inflight'))).toBe(200);
     const posts = klaviyo.posts;
+    expect(await post(event('evt-ops-inflight', 'CONVERSATION/CREATED', 'cust-inflight'))).toBe(200);
     await waitFor(() => klaviyo.posts > posts, { what: 'the delivery to start' });
     await sleep(300);
     worker.child.kill('SIGTERM');
