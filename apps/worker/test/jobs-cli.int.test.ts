@@ -78,7 +78,13 @@ describe('gk-jobs against a worker with induced permanent failures', () => {
     await waitFor(async () => (await h.producer.deliveries.getFailedCount()) === 2, {
       what: 'second failure',
     });
-    expect(await metricValue(h.registry, 'gk_jobs_failed_total', { queue: 'deliveries' })).toBe(2);
+    // Counted when BullMQ reports the failure, a moment after Redis has it.
+    await waitFor(
+      async () => (await metricValue(h.registry, 'gk_jobs_failed_total', { queue: 'deliveries' })) === 2,
+      {
+        what: 'gk_jobs_failed_total',
+      },
+    );
     expect(h.logLines.some((l) => l.includes('job failed') && l.includes('evt-cli-400'))).toBe(true);
 
     const counts = await json<Record<string, JobCounts>>(['counts']);
