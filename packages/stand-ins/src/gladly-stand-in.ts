@@ -26,6 +26,8 @@ export interface GladlyStandIn {
   injectFaults(...faults: InjectedFault[]): void;
   /** Over it → 429 with `Retry-After`; null removes the limit. */
   setRateLimit(perSecond: number | null): void;
+  /** Added to every answer (real lookups take a while, so work is in flight when a worker dies). */
+  setLatency(ms: number): void;
   /** Every lookup request. */
   readonly requests: GladlyLookupRecord[];
   close(): Promise<void>;
@@ -55,6 +57,7 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
   const merges = new Map<string, string>();
   const faults = new FaultQueue();
   let bucket: TokenBucket | null = null;
+  let latencyMs = 0;
   const requests: GladlyLookupRecord[] = [];
 
   const setCustomer = (id: string, emails: string[]) => {
@@ -99,6 +102,7 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
       req.socket.destroy();
       return;
     }
+    if (latencyMs > 0) await server.delay(latencyMs);
     if (fault?.status !== undefined) {
       const headers: Record<string, string> =
         fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
@@ -172,6 +176,9 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     },
     setRateLimit(perSecond) {
       bucket = perSecond === null ? null : new TokenBucket(perSecond, Math.max(1, perSecond));
+    },
+    setLatency(ms) {
+      latencyMs = Math.max(0, ms);
     },
     get requests() {
       return requests;

@@ -85,4 +85,15 @@ describe('Gladly stand-in', () => {
     gladly.setCustomer('oLdCusT0mErId000000001', ['back@example.com']);
     expect((await get('oLdCusT0mErId000000001')).status).toBe(200);
   });
+
+  it('holds every answer for the set latency, and not once it is set back to 0', async () => {
+    gladly.setLatency(300);
+    const started = performance.now();
+    expect((await get('cUs7omErIdX0000000001a')).status).toBe(200);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    gladly.setLatency(0);
+    const again = performance.now();
+    await get('cUs7omErIdX0000000001a');
+    expect(performance.now() - again).toBeLessThan(290);
+  });
 });

@@ -1,0 +1,57 @@
+/**
+ * The chaos suite (`npm run test:chaos`): a minute of Gladly-like traffic through the built
+ * ingest and two built workers while upstreams fail and processes die (see chaos-run.ts). The
+ * report goes to test-results/chaos-report.json (or CHAOS_REPORT); CHAOS_SEED replays a plan,
+ * CHAOS_DURATION_MS changes the sending window.
+ */
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { numberFromEnv, seedFromEnv } from '../system/random.js';
+import { type ChaosOptions, chaosReport, findViolations, runChaos, writeReport } from './chaos-run.js';
+
+const durationMs = numberFromEnv('CHAOS_DURATION_MS', 60_000);
+const options: ChaosOptions = {
+  label: 'chaos',
+  seed: seedFromEnv('CHAOS_SEED'),
+  durationMs,
+  // About 15 webhooks a second, before retries and redeliveries.
+  customers: Math.max(20, Math.round(durationMs / 200)),
+  lanes: 8,
+  workers: 2,
+  workerKills: 5,
+  workerFreezes: 3,
+  freezeMs: 3_500,
+  redisKills: 1,
+  redisDownMs: 2_000,
+  ingestRestarts: 1,
+  ingestKills: 1,
+  klaviyoFaultEveryMs: 150,
+  gladlyFaultEveryMs: 700,
+  klaviyo400s: 3,
+  drainTimeoutMs: 120_000,
+  reportPath:
+    process.env.CHAOS_REPORT ??
+    fileURLToPath(new URL('../../../../test-results/chaos-report.json', import.meta.url)),
+};
+
+describe('chaos: built ingest + two workers under upstream faults, kills, freezes and restarts', () => {
+  it(
+    'delivers every accepted transition exactly once per email, in order, with nothing stuck',
+    async () => {
+      const result = await runChaos(options);
+      const violations = findViolations(result);
+      const report = chaosReport(result, violations);
+      if (options.reportPath) writeReport(options.reportPath, report);
+      console.log(`chaos report (seed ${options.seed}): ${JSON.stringify(report, null, 2)}`);
+      expect(violations).toEqual([]);
+      expect(report.lost).toBe(0);
+      expect(report.stuck).toBe(0);
+      // The run really was chaotic: every kind of fault was served at least once.
+      for (const kind of ['klaviyo429', 'klaviyo503', 'klaviyoDrop', 'klaviyo400', 'gladly429'])
+        expect(report.faults[kind], kind).toBeGreaterThan(0);
+      expect(report.faults.workerKills).toBe(options.workerKills);
+      expect(report.faults.redisKills).toBe(options.redisKills);
+    },
+    durationMs + options.drainTimeoutMs + 120_000,
+  );
+});

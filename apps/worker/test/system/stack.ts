@@ -1,0 +1,230 @@
+/**
+ * The whole bridge as an operator runs it, for chaos and soak tests: a redis-server with AOF
+ * (`appendfsync always`), the Gladly and Klaviyo stand-ins, the built ingest
+ * (`apps/ingest/dist/main.js`) and N built workers (`apps/worker/dist/main.js`), each a child
+ * process that can be killed (-9), frozen (SIGSTOP) or restarted mid-run.
+ */
+import { fileURLToPath } from 'node:url';
+import {
+  type BridgeQueues,
+  closeQueues,
+  createQueues,
+  createWorkerConnection,
+  type RedisConnection,
+} from '@gk/queue';
+import {
+  type GladlyStandIn,
+  type KlaviyoStandIn,
+  startGladlyStandIn,
+  startKlaviyoStandIn,
+} from '@gk/stand-ins';
+import {
+  freePort,
+  type RedisServer,
+  type ServiceProcess,
+  sleep,
+  startRedisServer,
+  startServiceProcess,
+} from '@gk/testing';
+import { GLADLY_TOKEN, GLADLY_USER, KLAVIYO_KEY } from '../harness.js';
+import { startWorkerProcess, type WorkerProcess } from '../worker-process.js';
+
+const INGEST_MAIN = fileURLToPath(new URL('../../../ingest/dist/main.js', import.meta.url));
+
+export const HOOK_USER = 'gladly';
+export const HOOK_PASSWORD = 'stack-webhook-pw-7c1e93';
+export const HOOK_TOKEN = 'stack-webhook-token-d04a2f';
+export const ADMIN_USER = 'ops';
+export const ADMIN_PASSWORD = 'stack-admin-pw-5b8e10';
+
+const basic = (user: string, password: string) => Buffer.from(`${user}:${password}`).toString('base64');
+
+/** Every secret the stack is configured with, as given and as it travels (base64 in Basic auth). */
+export const STACK_SECRETS: readonly string[] = [
+  HOOK_PASSWORD,
+  HOOK_TOKEN,
+  ADMIN_PASSWORD,
+  GLADLY_TOKEN,
+  KLAVIYO_KEY,
+  basic(HOOK_USER, HOOK_PASSWORD),
+  basic(ADMIN_USER, ADMIN_PASSWORD),
+  basic(GLADLY_USER, GLADLY_TOKEN),
+];
+
+export interface StackOptions {
+  prefix: string;
+  workers: number;
+  logLevel?: string;
+  /** Added to every worker's environment. */
+  workerEnv?: Record<string, string>;
+}
+
+/** Queues on a connection of the test's own, for counting and inspecting jobs. */
+export interface StackMonitor {
+  queues: BridgeQueues;
+  connection: RedisConnection;
+  /** Jobs per state for both queues, and whether every non-final state is empty. */
+  counts(): Promise<{
+    transitions: Record<string, number>;
+    deliveries: Record<string, number>;
+    idle: boolean;
+  }>;
+  close(): Promise<void>;
+}
+
+export const PENDING_STATES = [
+  'waiting',
+  'active',
+  'delayed',
+  'prioritized',
+  'waiting-children',
+  'paused',
+] as const;
+
+export interface Stack {
+  redis: RedisServer;
+  gladly: GladlyStandIn;
+  klaviyo: KlaviyoStandIn;
+  prefix: string;
+  ingestUrl: string;
+  /** The Authorization header Gladly is configured to send. */
+  webhookAuthorization: string;
+  adminAuthorization: string;
+  ingest(): ServiceProcess;
+  workers(): readonly WorkerProcess[];
+  /** kill -9 of one worker (by index, default a random one) and a fresh one in its place. */
+  killWorker(index?: number, restartAfterMs?: number): Promise<void>;
+  /** SIGSTOP for `ms` (longer than the job lock: its jobs stall and move), then SIGCONT. */
+  freezeWorker(ms: number, index?: number): Promise<void>;
+  /** A new ingest on the same port, after SIGTERM (`graceful`) or kill -9 (`kill`). */
+  restartIngest(how: 'graceful' | 'kill'): Promise<void>;
+  /** kill -9 of Redis, `downMs` of outage, then a restart from its AOF. */
+  killRedis(downMs: number): Promise<void>;
+  monitor(): StackMonitor;
+  /** Everything every process of the stack wrote so far, killed ones included. */
+  output(): string;
+  /** SIGTERM to every service; the exit codes, ingest first. */
+  stopServices(): Promise<(number | null)[]>;
+  close(): Promise<void>;
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const logLevel = options.logLevel ?? 'info';
+  const redis = await startRedisServer({ appendonly: true });
+  const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
+  const klaviyo = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
+  const port = await freePort();
+  const ingestUrl = `http://127.0.0.1:${port}`;
+  const started: ServiceProcess[] = [];
+
+  const ingestEnv = {
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: options.prefix,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    WEBHOOK_BASIC_AUTH: `${HOOK_USER}:${HOOK_PASSWORD}`,
+    WEBHOOK_TOKENS: HOOK_TOKEN,
+    ADMIN_USERNAME: ADMIN_USER,
+    ADMIN_PASSWORD,
+    LOG_LEVEL: logLevel,
+  };
+  const workerEnv = {
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: options.prefix,
+    GLADLY_API_URL: gladly.url,
+    GLADLY_API_USER: GLADLY_USER,
+    GLADLY_API_TOKEN: GLADLY_TOKEN,
+    KLAVIYO_API_URL: klaviyo.url,
+    KLAVIYO_API_KEY: KLAVIYO_KEY,
+    LOG_LEVEL: logLevel,
+    ...options.workerEnv,
+  };
+
+  const startIngest = async () => {
+    const proc = await startServiceProcess({
+      script: INGEST_MAIN,
+      env: ingestEnv,
+      readyUrl: `${ingestUrl}/readyz`,
+    });
+    started.push(proc);
+    return proc;
+  };
+  const startWorker = async () => {
+    const proc = await startWorkerProcess(workerEnv);
+    started.push(proc);
+    return proc;
+  };
+
+  let ingest = await startIngest();
+  const workers: WorkerProcess[] = [];
+  for (let i = 0; i < options.workers; i++) workers.push(await startWorker());
+
+  const pickIndex = (index?: number) => index ?? Math.floor(Math.random() * workers.length);
+
+  return {
+    redis,
+    gladly,
+    klaviyo,
+    prefix: options.prefix,
+    ingestUrl,
+    webhookAuthorization: `Basic ${basic(HOOK_USER, HOOK_PASSWORD)}`,
+    adminAuthorization: `Basic ${basic(ADMIN_USER, ADMIN_PASSWORD)}`,
+    ingest: () => ingest,
+    workers: () => workers,
+    async killWorker(index, restartAfterMs = 0) {
+      const i = pickIndex(index);
+      const [victim] = workers.splice(i, 1);
+      await victim?.kill();
+      if (restartAfterMs > 0) await sleep(restartAfterMs);
+      workers.push(await startWorker());
+    },
+    async freezeWorker(ms, index) {
+      const victim = workers[pickIndex(index)];
+      if (!victim) return;
+      victim.child.kill('SIGSTOP');
+      await sleep(ms);
+      victim.child.kill('SIGCONT');
+    },
+    async restartIngest(how) {
+      if (how === 'graceful') await ingest.stop();
+      else await ingest.kill();
+      ingest = await startIngest();
+    },
+    async killRedis(downMs) {
+      await redis.kill();
+      await sleep(downMs);
+      await redis.restart();
+    },
+    monitor() {
+      const connection = createWorkerConnection({ url: redis.url }, 'test-monitor');
+      const queues = createQueues(connection, options.prefix);
+      return {
+        queues,
+        connection,
+        async counts() {
+          const [transitions, deliveries] = await Promise.all([
+            queues.transitions.getJobCounts(...PENDING_STATES, 'completed', 'failed'),
+            queues.deliveries.getJobCounts(...PENDING_STATES, 'completed', 'failed'),
+          ]);
+          const idle = [transitions, deliveries].every((c) => PENDING_STATES.every((s) => (c[s] ?? 0) === 0));
+          return { transitions, deliveries, idle };
+        },
+        async close() {
+          await closeQueues(queues);
+          connection.disconnect();
+        },
+      };
+    },
+    output: () => started.map((p) => p.output()).join('\n'),
+    async stopServices() {
+      const codes = [await ingest.stop()];
+      for (const w of workers) codes.push(await w.stop());
+      return codes;
+    },
+    async close() {
+      for (const p of started) await p.kill();
+      await Promise.all([gladly.close(), klaviyo.close()]);
+      await redis.stop();
+    },
+  };
+}
