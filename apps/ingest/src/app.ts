@@ -80,12 +80,13 @@ export function createApp(deps: AppDeps): IngestApp {
     pinoHttp({
       logger: deps.logger,
       genReqId: () => randomUUID(),
-      // Method, path, status and the webhook's outcome only: no headers (credentials), no body (emails).
+      // Method, path, status and the webhook's outcome only: no headers (credentials), no body
+      // (emails), no query string (a sender configured with `?token=…` would put it in every line).
       serializers: {
         req: (req: { id: unknown; method: string; url: string }) => ({
           id: req.id,
           method: req.method,
-          url: req.url,
+          url: req.url.split('?')[0],
         }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
