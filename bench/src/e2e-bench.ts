@@ -1,0 +1,241 @@
+import { writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { closeQueues, createQueues, createWorkerConnection } from '@gk/queue';
+import type { GladlyStandIn, KlaviyoRecordedEvent, KlaviyoStandIn } from '@gk/stand-ins';
+import { freePort, sleep } from '@gk/testing';
+import { Redis } from 'ioredis';
+import { WEBHOOK_AUTH_HEADER, WEBHOOK_PASSWORD, WEBHOOK_USER } from './ingest-bench.js';
+import { SCRIPTS, startProcess } from './processes.js';
+import { type RedisMemoryBreakdown, redisMemoryBreakdown, usedMemory } from './redis-memory.js';
+import { type LatencySummary, round, summarize } from './stats.js';
+import { bridgeWorkerEnv } from './worker-bench.js';
+import { emailsOf, schedule, until } from './workload.js';
+
+export interface EndToEndResult {
+  ratePerSecond: number;
+  durationSeconds: number;
+  webhooksSent: number;
+  webhooksAccepted: number;
+  /** Answers other than 200, and requests that got no answer. */
+  webhooksFailed: number;
+  /** The sender's worst lateness against its schedule (a late sender would flatter the figures). */
+  senderMaxLagMs: number;
+  deliveriesExpected: number;
+  deliveriesReceived: number;
+  /** From the ingest's 200 to the Klaviyo stand-in's 202, per delivery, ms. */
+  latencyMs: LatencySummary;
+  /** Gladly customer-profile requests divided by transitions processed. */
+  gladlyLookupsPerTransition: number;
+  transitionsCompleted: number;
+  redisMemory: {
+    usedMemoryDeltaBytes: number;
+    /** The INFO delta divided by the transitions retained (each with its deliveries and email state). */
+    bytesPerTransitionWithDeliveries: number;
+    breakdown: RedisMemoryBreakdown;
+  };
+  ingestPeakRssBytes: number | null;
+  workerPeakRssBytes: number | null;
+}
+
+export interface EndToEndOptions {
+  redisUrl: string;
+  logDir: string;
+  gladly: GladlyStandIn;
+  klaviyo: KlaviyoStandIn;
+  ratePerSecond: number;
+  durationSeconds: number;
+  concurrency: number;
+}
+
+function post(agent: Agent, url: URL, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          authorization: WEBHOOK_AUTH_HEADER,
+        },
+      },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        resolve(status);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Webhooks at a fixed rate through the built ingest and worker, against stand-ins answering at
+ * once with the rate limiters lifted; per delivery, the time from the ingest's 200 to the Klaviyo
+ * stand-in's 202 (one clock: both ends are in this process).
+ */
+export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndResult> {
+  const prefix = 'bench-e2e';
+  const total = options.ratePerSecond * options.durationSeconds;
+  const webhooks = schedule(total, options.ratePerSecond);
+  for (const w of webhooks) options.gladly.setCustomer(w.customerId, emailsOf(w.customerId));
+  options.klaviyo.reset();
+  const lookupsBefore = options.gladly.requests.length;
+
+  const redis = new Redis(options.redisUrl);
+  const ingestPort = await freePort();
+  const workerPort = await freePort();
+  const ingest = await startProcess({
+    name: 'ingest-e2e',
+    script: SCRIPTS.ingest,
+    env: {
+      PORT: String(ingestPort),
+      HOST: '127.0.0.1',
+      REDIS_URL: options.redisUrl,
+      QUEUE_PREFIX: prefix,
+      WEBHOOK_BASIC_AUTH: `${WEBHOOK_USER}:${WEBHOOK_PASSWORD}`,
+    },
+    logDir: options.logDir,
+    readyUrl: `http://127.0.0.1:${ingestPort}/readyz`,
+  });
+  const worker = await startProcess({
+    name: 'worker-e2e',
+    script: SCRIPTS.worker,
+    env: bridgeWorkerEnv(options, {
+      QUEUE_PREFIX: prefix,
+      WORKER_PORT: String(workerPort),
+      WORKER_CONCURRENCY: String(options.concurrency),
+      KLAVIYO_RATE_LIMIT_PER_SECOND: '0',
+      GLADLY_RATE_LIMIT_PER_SECOND: '0',
+    }),
+    logDir: options.logDir,
+    readyUrl: `http://127.0.0.1:${workerPort}/readyz`,
+  });
+
+  const acceptedAt = new Map<string, number>();
+  const deliveredAt = new Map<string, number>();
+  const onEvent = (e: KlaviyoRecordedEvent) => deliveredAt.set(`${e.uniqueId}|${e.email}`, performance.now());
+  options.klaviyo.on('event', onEvent);
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const url = new URL(`http://127.0.0.1:${ingestPort}/webhooks/gladly`);
+  const queueConnection = createWorkerConnection({ url: options.redisUrl }, 'bench-e2e-check');
+  const queues = createQueues(queueConnection, prefix);
+
+  try {
+    const memoryBefore = await usedMemory(redis);
+    let maxLag = 0;
+    let failed = 0;
+    const inFlight: Promise<void>[] = [];
+    const intervalMs = 1000 / options.ratePerSecond;
+    const start = performance.now() + 50;
+    for (const [s, w] of webhooks.entries()) {
+      const due = start + s * intervalMs;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      maxLag = Math.max(maxLag, performance.now() - due);
+      const body = JSON.stringify({
+        id: w.id,
+        type: w.type,
+        timestamp: new Date().toISOString(),
+        initiator: { id: w.customerId, type: 'CUSTOMER' },
+        content: { customerId: w.customerId, conversationId: `conv-${w.customerId}` },
+      });
+      inFlight.push(
+        post(agent, url, body).then(
+          (status) => {
+            if (status === 200) acceptedAt.set(w.id, performance.now());
+            else failed += 1;
+          },
+          () => {
+            failed += 1;
+          },
+        ),
+      );
+    }
+    await Promise.all(inFlight);
+
+    const expected: string[] = [];
+    for (const w of webhooks) {
+      if (acceptedAt.has(w.id)) for (const email of emailsOf(w.customerId)) expected.push(`${w.id}|${email}`);
+    }
+    await until(
+      () => expected.every((k) => deliveredAt.has(k)),
+      60_000,
+      'every delivery to reach Klaviyo',
+    ).catch(() => {});
+    // Completed transitions and deliveries are what Redis retains; wait until all are marked so.
+    let counts = { transitions: 0, deliveries: 0 };
+    const deadline = Date.now() + 15_000;
+    do {
+      counts = {
+        transitions: await queues.transitions.getCompletedCount(),
+        deliveries: await queues.deliveries.getCompletedCount(),
+      };
+      if (counts.transitions >= acceptedAt.size && counts.deliveries >= deliveredAt.size) break;
+      await sleep(100);
+    } while (Date.now() < deadline);
+
+    const latencies: number[] = [];
+    const csv = ['event_id,email_index,accepted_ms,delivered_ms,latency_ms'];
+    const emailIndex = new Map<string, number>();
+    for (const key of expected) {
+      const eventId = key.slice(0, key.indexOf('|'));
+      const delivered = deliveredAt.get(key);
+      const accepted = acceptedAt.get(eventId);
+      const index = emailIndex.get(eventId) ?? 0;
+      emailIndex.set(eventId, index + 1);
+      if (delivered !== undefined && accepted !== undefined) {
+        latencies.push(delivered - accepted);
+        csv.push(
+          `${eventId},${index},${round(accepted - start, 1)},${round(delivered - start, 1)},${round(delivered - accepted, 1)}`,
+        );
+      }
+    }
+    // Per delivery, for looking into the tail (times from the start of the run).
+    writeFileSync(join(options.logDir, 'e2e-latencies.csv'), `${csv.join('\n')}\n`);
+    const summary = summarize(latencies);
+    const lookups = options.gladly.requests.length - lookupsBefore;
+    const memoryAfter = await usedMemory(redis);
+    const breakdown = await redisMemoryBreakdown(redis, prefix);
+    return {
+      ratePerSecond: options.ratePerSecond,
+      durationSeconds: options.durationSeconds,
+      webhooksSent: webhooks.length,
+      webhooksAccepted: acceptedAt.size,
+      webhooksFailed: failed,
+      senderMaxLagMs: round(maxLag, 1),
+      deliveriesExpected: expected.length,
+      deliveriesReceived: latencies.length,
+      latencyMs: {
+        count: summary.count,
+        p50: round(summary.p50, 1),
+        p99: round(summary.p99, 1),
+        max: round(summary.max, 1),
+        mean: round(summary.mean, 1),
+      },
+      gladlyLookupsPerTransition: counts.transitions ? round(lookups / counts.transitions, 3) : Number.NaN,
+      transitionsCompleted: counts.transitions,
+      redisMemory: {
+        usedMemoryDeltaBytes: memoryAfter - memoryBefore,
+        bytesPerTransitionWithDeliveries: counts.transitions
+          ? round((memoryAfter - memoryBefore) / counts.transitions, 0)
+          : Number.NaN,
+        breakdown,
+      },
+      ingestPeakRssBytes: ingest.peakRssBytes(),
+      workerPeakRssBytes: worker.peakRssBytes(),
+    };
+  } finally {
+    options.klaviyo.off('event', onEvent);
+    agent.destroy();
+    await closeQueues(queues);
+    await queueConnection.quit();
+    await ingest.stop();
+    await worker.stop();
+    redis.disconnect();
+  }
+}
