@@ -16,11 +16,27 @@ function parseClusterNodes(nodes: readonly string[]): ClusterNode[] {
   });
 }
 
+export function isClusterTarget(target: RedisTarget): boolean {
+  return (target.clusterNodes?.length ?? 0) > 0;
+}
+
 function connect(target: RedisTarget, options: RedisOptions): RedisConnection {
-  if (target.clusterNodes && target.clusterNodes.length > 0) {
+  if (target.clusterNodes && isClusterTarget(target)) {
+    // Options that ioredis reads on the Cluster itself, not per node: the offline queue (the
+    // producer must fail fast), auto-pipelining (grouped per node), and how it reconnects after
+    // losing every node. Node connections never reconnect by themselves: the Cluster refreshes
+    // its slot map and opens new ones.
+    const {
+      enableOfflineQueue = true,
+      enableAutoPipelining = false,
+      retryStrategy,
+      ...nodeOptions
+    } = options;
     return new Cluster(parseClusterNodes(target.clusterNodes), {
-      redisOptions: options,
-      enableOfflineQueue: options.enableOfflineQueue ?? true,
+      redisOptions: nodeOptions,
+      enableOfflineQueue,
+      enableAutoPipelining,
+      ...(retryStrategy ? { clusterRetryStrategy: retryStrategy } : {}),
     });
   }
   return new Redis(target.url, options);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deliveryJobId, deliveryJobOptions, transitionJobId } from './jobs.js';
+import { customerChangeJobId, deliveryJobId, deliveryJobOptions, transitionJobId } from './jobs.js';
 import { queuePrefix } from './names.js';
 
 describe('job ids', () => {
@@ -42,5 +42,13 @@ describe('queuePrefix', () => {
     expect(queuePrefix('gk', false)).toBe('gk');
     expect(queuePrefix('gk', true)).toBe('{gk}');
     expect(queuePrefix('{gk}', true)).toBe('{gk}');
+  });
+});
+
+describe('customer-change jobs', () => {
+  it('have their own deterministic ids, apart from transitions of the same event id', () => {
+    expect(customerChangeJobId('uPd4teEvEnTid0000000001')).toBe('c-uPd4teEvEnTid0000000001');
+    expect(customerChangeJobId('x')).not.toBe(transitionJobId('x'));
+    expect(customerChangeJobId('a:b')).not.toContain(':');
   });
 });

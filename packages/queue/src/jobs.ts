@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { emailKey, Transition } from '@gk/domain';
+import { CustomerChange, emailKey, Transition } from '@gk/domain';
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
 
@@ -15,6 +15,10 @@ export const DeliveryJobData = Transition.extend({
 });
 export type DeliveryJobData = z.infer<typeof DeliveryJobData>;
 
+/** Payload of a `customer-changes` job: the customers whose cached emails are stale. */
+export const CustomerChangeJobData = CustomerChange;
+export type CustomerChangeJobData = CustomerChange;
+
 /**
  * BullMQ job ids may not contain `:` (its key separator) and may not be all digits (those are
  * taken for its own counter ids). Gladly event ids are opaque strings, so any id that is not
@@ -28,6 +32,11 @@ function safeIdPart(raw: string): string {
 /** The same Gladly event id always gives the same transition job id (redeliveries collapse). */
 export function transitionJobId(eventId: string): string {
   return `t-${safeIdPart(eventId)}`;
+}
+
+/** The same Gladly event id always gives the same customer-change job id. */
+export function customerChangeJobId(eventId: string): string {
+  return `c-${safeIdPart(eventId)}`;
 }
 
 /** One delivery per (Gladly event, email): a retried fan-out adds nothing new. */
@@ -62,6 +71,17 @@ export const transitionJobOptions: JobsOptions = {
 
 export const deliveryJobOptions: JobsOptions = {
   attempts: RETRY_ATTEMPTS,
+  backoff: { type: 'bridge' },
+  removeOnComplete: { age: COMPLETED_RETENTION_SECONDS },
+  removeOnFail: { age: FAILED_RETENTION_SECONDS },
+};
+
+/**
+ * A customer change only drops cache entries: cheap and idempotent, so retried briefly and
+ * kept like transitions (a Gladly redelivery within the retention finds it as a duplicate).
+ */
+export const customerChangeJobOptions: JobsOptions = {
+  attempts: 50,
   backoff: { type: 'bridge' },
   removeOnComplete: { age: COMPLETED_RETENTION_SECONDS },
   removeOnFail: { age: FAILED_RETENTION_SECONDS },

@@ -1,7 +1,11 @@
-/** The two queues of the bridge. Nobody else spells these names. */
+/**
+ * The queues of the bridge. Nobody else spells these names. `customer-changes` carries Gladly's
+ * customer webhooks (profile updated, merged) to the worker, which drops its cached lookups.
+ */
 export const QueueName = {
   transitions: 'transitions',
   deliveries: 'deliveries',
+  customerChanges: 'customer-changes',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 

@@ -1,15 +1,16 @@
 import { Queue } from 'bullmq';
 import type { RedisConnection } from './connection.js';
-import type { DeliveryJobData, TransitionJobData } from './jobs.js';
-import { deliveryJobOptions, transitionJobOptions } from './jobs.js';
+import type { CustomerChangeJobData, DeliveryJobData, TransitionJobData } from './jobs.js';
+import { customerChangeJobOptions, deliveryJobOptions, transitionJobOptions } from './jobs.js';
 import { QueueName } from './names.js';
 
 export interface BridgeQueues {
   transitions: Queue<TransitionJobData>;
   deliveries: Queue<DeliveryJobData>;
+  customerChanges: Queue<CustomerChangeJobData>;
 }
 
-/** Opens both queues on one shared connection (BullMQ duplicates it where it needs to block). */
+/** Opens every queue on one shared connection (BullMQ duplicates it where it needs to block). */
 export function createQueues(connection: RedisConnection, prefix: string): BridgeQueues {
   return {
     transitions: new Queue<TransitionJobData>(QueueName.transitions, {
@@ -22,9 +23,21 @@ export function createQueues(connection: RedisConnection, prefix: string): Bridg
       prefix,
       defaultJobOptions: deliveryJobOptions,
     }),
+    customerChanges: new Queue<CustomerChangeJobData>(QueueName.customerChanges, {
+      connection,
+      prefix,
+      defaultJobOptions: customerChangeJobOptions,
+    }),
   };
 }
 
 export async function closeQueues(queues: BridgeQueues): Promise<void> {
-  await Promise.allSettled([queues.transitions.close(), queues.deliveries.close()]);
+  await Promise.allSettled(Object.values(queues).map((queue) => queue.close()));
+}
+
+/** The queue of a name (for tools that take a queue name from the operator). */
+export function queueByName(queues: BridgeQueues, name: QueueName): Queue {
+  const queue = Object.values(queues).find((q) => q.name === name);
+  if (!queue) throw new Error(`no queue named ${name}`);
+  return queue as Queue;
 }

@@ -1,5 +1,5 @@
 import { maskEmail, redactEmails } from '@gk/domain';
-import type { BridgeQueues, QueueName } from '@gk/queue';
+import { type BridgeQueues, type QueueName, queueByName } from '@gk/queue';
 import type { Job, Queue } from 'bullmq';
 import type { QueueSelection } from './args.js';
 
@@ -49,7 +49,7 @@ const RETRY_BATCH = 50;
 type AnyJob = Job<Record<string, unknown>>;
 
 function queueOf(queues: BridgeQueues, name: QueueName) {
-  return queues[name] as unknown as Queue<Record<string, unknown>>;
+  return queueByName(queues, name) as unknown as Queue<Record<string, unknown>>;
 }
 
 export async function countJobs(queues: BridgeQueues, selection: QueueSelection) {
