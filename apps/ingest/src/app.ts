@@ -141,6 +141,7 @@ export function createApp(deps: AppDeps): IngestApp {
     createWebhookHandler({
       authenticate: createWebhookAuthenticator(deps.config.webhookAuth),
       transitions: deps.queues.transitions,
+      customerChanges: deps.queues.customerChanges,
       metrics,
       now: deps.now ?? (() => new Date()),
       ...(deps.enqueueTimeoutMs === undefined ? {} : { enqueueTimeoutMs: deps.enqueueTimeoutMs }),

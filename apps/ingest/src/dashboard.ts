@@ -21,7 +21,7 @@ const dashboardSecurityHeaders: RequestHandler = (_req, res, next) => {
 };
 
 /**
- * Bull Board over both queues, behind its own Basic credentials (never the webhook's: the
+ * Bull Board over every queue, behind its own Basic credentials (never the webhook's: the
  * authenticator only knows the admin pair). Returns the handlers to mount at DASHBOARD_PATH.
  */
 export function createDashboard(queues: BridgeQueues, admin: AdminConfig): RequestHandler[] {
@@ -29,7 +29,7 @@ export function createDashboard(queues: BridgeQueues, admin: AdminConfig): Reque
   serverAdapter.setBasePath(DASHBOARD_PATH);
   const options = { readOnlyMode: admin.readOnly, allowRetries: !admin.readOnly };
   createBullBoard({
-    queues: [new BullMQAdapter(queues.transitions, options), new BullMQAdapter(queues.deliveries, options)],
+    queues: Object.values(queues).map((queue) => new BullMQAdapter(queue, options)),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Gladly → Klaviyo' } },
   });

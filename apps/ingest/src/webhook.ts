@@ -1,15 +1,10 @@
-import {
-  GladlyConversationEvent,
-  GladlyWebhookEnvelope,
-  isTransitionType,
-  PING_TYPE,
-  toTransition,
-} from '@gk/domain';
-import type { TransitionJobData } from '@gk/queue';
+import { readGladlyEvent } from '@gk/domain';
+import type { CustomerChangeJobData, TransitionJobData } from '@gk/queue';
 import { withTimeout } from '@gk/runtime';
 import type { Queue } from 'bullmq';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { type Authenticator, basicChallenge, WEBHOOK_REALM } from './auth.js';
+import { enqueueCustomerChange } from './enqueue-customer-change.js';
 import { enqueueTransition } from './enqueue-transition.js';
 import type { IngestMetrics, WebhookOutcome } from './metrics.js';
 import { fieldErrors, type Problem, problemFromError, problems, sendProblem } from './problem.js';
@@ -46,12 +41,12 @@ export type WebhookAnswer =
 export interface WebhookDeps {
   authenticate: Authenticator;
   transitions: Queue<TransitionJobData>;
+  /** Customer webhooks (profile updated, merged): the worker drops its cached lookups for them. */
+  customerChanges: Queue<CustomerChangeJobData>;
   metrics: IngestMetrics;
   now: () => Date;
   enqueueTimeoutMs?: number;
 }
-
-const envelopeIdentity = GladlyWebhookEnvelope.pick({ id: true, type: true });
 
 const parseJsonBody = express.json({ limit: WEBHOOK_BODY_LIMIT_BYTES, strict: true, type: () => true });
 
@@ -106,38 +101,36 @@ export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
       return reject({ type: 'unknown', outcome }, problem);
     }
 
-    const body: unknown = req.body;
-    const identity = envelopeIdentity.safeParse(body);
-    if (!identity.success) {
-      const rawType = (body as { type?: unknown } | null)?.type;
+    const reading = readGladlyEvent(req.body, deps.now());
+    if (reading.kind === 'malformed') {
       return reject(
-        { type: typeLabelOf(rawType), outcome: 'rejected_invalid' },
-        problems.invalidPayload(fieldErrors(identity.error)),
+        { type: typeLabelOf(reading.rawType), outcome: 'rejected_invalid' },
+        problems.invalidPayload(fieldErrors(reading.error)),
       );
     }
-    const { id, type } = identity.data;
+    const { id, type } = reading;
     const label = typeLabelOf(type);
 
-    if (type === PING_TYPE) {
+    if (reading.kind === 'ping') {
       // Gladly sends PING when a webhook is enabled or its URL changes, and keeps the webhook off unless it gets a 200.
       return reply({ eventId: id, type: label, outcome: 'pong' }, { status: 'pong', id });
     }
-    if (!isTransitionType(type)) {
+    if (reading.kind === 'ignored') {
       // Acknowledged so Gladly never deactivates the webhook over events the bridge does not use.
       return reply({ eventId: id, type: label, outcome: 'ignored' }, { status: 'ignored', id, type });
     }
-
-    const event = GladlyConversationEvent.safeParse(body);
-    if (!event.success) {
+    if (reading.kind === 'invalid') {
       return reject(
         { eventId: id, type: label, outcome: 'rejected_invalid' },
-        problems.invalidPayload(fieldErrors(event.error)),
+        problems.invalidPayload(fieldErrors(reading.error)),
       );
     }
-    const transition = toTransition({ ...event.data, type }, deps.now());
+
     try {
       const result = await withTimeout(
-        enqueueTransition(deps.transitions, transition),
+        reading.kind === 'transition'
+          ? enqueueTransition(deps.transitions, reading.transition)
+          : enqueueCustomerChange(deps.customerChanges, reading.change),
         timeoutMs,
         `redis did not acknowledge within ${timeoutMs} ms`,
       );
@@ -150,7 +143,8 @@ export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
         },
       );
     } catch (err) {
-      req.log.warn({ err: errorSummary(err), eventId: id }, 'could not store transition, answering 503');
+      const what = reading.kind === 'transition' ? 'transition' : 'customer change';
+      req.log.warn({ err: errorSummary(err), eventId: id }, `could not store ${what}, answering 503`);
       return reject({ eventId: id, type: label, outcome: 'unavailable' }, problems.unavailable(), {
         'Retry-After': String(RETRY_AFTER_SECONDS),
       });

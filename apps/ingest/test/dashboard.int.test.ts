@@ -55,13 +55,14 @@ describe('dashboard off (ADMIN_USERNAME/ADMIN_PASSWORD unset)', () => {
 });
 
 describe('dashboard in read-only mode (ADMIN_READ_ONLY=true)', () => {
-  it('shows both queues as read-only', async () => {
+  it('shows every queue as read-only', async () => {
     const res = await fetch(`${readOnly.url}/admin/queues/api/queues`, {
       headers: { authorization: adminAuthHeader },
     });
     expect(res.status).toBe(200);
     const { queues } = (await res.json()) as { queues: { name: string; readOnlyMode: boolean }[] };
     expect(queues.map((q) => [q.name, q.readOnlyMode]).sort()).toEqual([
+      ['customer-changes', true],
       ['deliveries', true],
       ['transitions', true],
     ]);

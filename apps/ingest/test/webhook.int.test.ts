@@ -360,7 +360,7 @@ describe('dashboard', () => {
     });
     expect(api.status).toBe(200);
     const { queues } = (await api.json()) as { queues: { name: string; readOnlyMode: boolean }[] };
-    expect(queues.map((q) => q.name).sort()).toEqual(['deliveries', 'transitions']);
+    expect(queues.map((q) => q.name).sort()).toEqual(['customer-changes', 'deliveries', 'transitions']);
     expect(queues.every((q) => q.readOnlyMode === false)).toBe(true);
   });
 });
