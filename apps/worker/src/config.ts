@@ -30,6 +30,8 @@ export const WorkerEnv = z.object({
   GLADLY_API_USER: required("the Gladly API user's email"),
   GLADLY_API_TOKEN: required('a Gladly API token'),
   GLADLY_RATE_LIMIT_PER_SECOND: envInt(5, 0, 10_000),
+  /** How long a customer's emails are cached (0 = off); Gladly's customer webhooks drop entries sooner. */
+  GLADLY_CUSTOMER_CACHE_TTL_SECONDS: envInt(3600, 0, 7 * 24 * 3600),
   KLAVIYO_API_URL: envUrlWithDefault('https://a.klaviyo.com'),
   KLAVIYO_API_KEY: required('a Klaviyo private API key with events:write'),
   KLAVIYO_REVISION: z.preprocess(
@@ -56,7 +58,13 @@ export const WorkerEnv = z.object({
 export interface WorkerConfig {
   redis: { url: string; clusterNodes: string[]; prefix: string };
   logLevel: string;
-  gladly: { baseUrl: string; user: string; token: string; ratePerSecond: number };
+  gladly: {
+    baseUrl: string;
+    user: string;
+    token: string;
+    ratePerSecond: number;
+    customerCacheTtlSeconds: number;
+  };
   klaviyo: {
     baseUrl: string;
     apiKey: string;
@@ -84,6 +92,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       user: e.GLADLY_API_USER,
       token: e.GLADLY_API_TOKEN,
       ratePerSecond: e.GLADLY_RATE_LIMIT_PER_SECOND,
+      customerCacheTtlSeconds: e.GLADLY_CUSTOMER_CACHE_TTL_SECONDS,
     },
     klaviyo: {
       baseUrl: e.KLAVIYO_API_URL,

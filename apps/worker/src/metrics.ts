@@ -35,6 +35,14 @@ export interface WorkerMetrics {
   upstreamDuration: Histogram<'upstream' | 'status_class'>;
   throttled: Counter<'upstream'>;
   lag: Histogram;
+  customerCache: {
+    hits: Counter;
+    misses: Counter;
+    /** Customer ids invalidated by a customer-change job. */
+    invalidations: Counter;
+    /** Lookups not stored because their customer was invalidated while they ran. */
+    staleWritesSkipped: Counter;
+  };
 }
 
 export interface WorkerMetricsOptions {
@@ -116,5 +124,27 @@ export function createWorkerMetrics(registry: Registry, options: WorkerMetricsOp
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 86400],
       registers: [registry],
     }),
+    customerCache: {
+      hits: new Counter({
+        name: `${p}customer_cache_hits_total`,
+        help: 'Transitions whose customer emails came from the cache (no Gladly lookup)',
+        registers: [registry],
+      }),
+      misses: new Counter({
+        name: `${p}customer_cache_misses_total`,
+        help: 'Transitions that had to look the customer up in Gladly while the cache is on',
+        registers: [registry],
+      }),
+      invalidations: new Counter({
+        name: `${p}customer_cache_invalidations_total`,
+        help: 'Customer ids whose cached lookup was dropped (CUSTOMER_PROFILE/UPDATED|DELETED, CUSTOMER/MERGED webhooks)',
+        registers: [registry],
+      }),
+      staleWritesSkipped: new Counter({
+        name: `${p}customer_cache_stale_writes_skipped_total`,
+        help: 'Lookups not cached because their customer was invalidated while they ran',
+        registers: [registry],
+      }),
+    },
   };
 }

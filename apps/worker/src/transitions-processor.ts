@@ -1,9 +1,10 @@
 import { hashEmail, normalizeEmails, redactEmails } from '@gk/domain';
-import { type GladlyClient, GladlyError } from '@gk/gladly';
+import { type CustomerEmailsResult, type GladlyClient, GladlyError } from '@gk/gladly';
 import { type DeliveryJobData, deliveryJobId, TransitionJobData } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { type Job, type Queue, RateLimitError, UnrecoverableError } from 'bullmq';
 import type { CredentialsStatus } from './credentials.js';
+import type { CustomerCache } from './customer-cache.js';
 import { statusClass, type WorkerMetrics } from './metrics.js';
 
 export type TransitionResult =
@@ -13,6 +14,8 @@ export type TransitionResult =
 
 export interface TransitionsDeps {
   gladly: GladlyClient;
+  /** Lookups kept in Redis for GLADLY_CUSTOMER_CACHE_TTL_SECONDS (off at 0). */
+  customerCache: CustomerCache;
   deliveries: Queue<DeliveryJobData>;
   logger: Logger;
   metrics: WorkerMetrics;
@@ -25,12 +28,27 @@ export interface TransitionsDeps {
 }
 
 /**
- * Looks up the customer's emails in Gladly and fans out one delivery per distinct valid email.
+ * Looks up the customer's emails (in the cache, else in Gladly) and fans out one delivery per
+ * distinct valid email.
  * Delivery job ids are derived from (event id, email) and added in one MULTI, so a retried
  * transition never creates a second delivery.
  */
 export function createTransitionsProcessor(deps: TransitionsDeps) {
   const authPauseMs = deps.authPauseMs ?? 30_000;
+
+  /** The cache only saves lookups: a failure to store is logged, never fails the transition. */
+  async function cacheLookup(customerId: string, lookup: CustomerEmailsResult, ticket: string, log: Logger) {
+    if (!deps.customerCache.enabled) return;
+    try {
+      const stored = await deps.customerCache.write(customerId, lookup, ticket);
+      if (!stored) {
+        deps.metrics.customerCache.staleWritesSkipped.inc();
+        log.debug('customer changed during the lookup; result not cached');
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'could not cache the customer lookup');
+    }
+  }
   return async function processTransition(job: Job<TransitionJobData>): Promise<TransitionResult> {
     const parsed = TransitionJobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid transition payload: ${parsed.error.message}`);
@@ -42,40 +60,48 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
       attempt: job.attemptsMade + 1,
     });
 
-    const started = performance.now();
-    let lookup: Awaited<ReturnType<GladlyClient['getCustomerEmails']>>;
-    try {
-      lookup = await deps.gladly.getCustomerEmails(t.customerId);
-      deps.metrics.upstreamDuration.observe(
-        { upstream: 'gladly', status_class: lookup.status === 'found' ? '2xx' : '4xx' },
-        (performance.now() - started) / 1000,
-      );
-    } catch (err: unknown) {
-      const status = err instanceof GladlyError ? err.status : undefined;
-      deps.metrics.upstreamDuration.observe(
-        { upstream: 'gladly', status_class: statusClass(status) },
-        (performance.now() - started) / 1000,
-      );
-      if (err instanceof GladlyError && err.kind === 'rate_limited') {
-        deps.metrics.throttled.inc({ upstream: 'gladly' });
-        deps.metrics.transitions.inc({ outcome: 'throttled' });
-        const ms = err.retryAfterMs ?? 1_000;
-        log.warn({ retryAfterMs: ms }, 'gladly rate limit hit; pausing lookups');
-        await deps.pauseQueue(ms);
-        throw new RateLimitError();
+    const cached = await deps.customerCache.read(t.customerId);
+    let lookup: CustomerEmailsResult;
+    if (cached.hit) {
+      deps.metrics.customerCache.hits.inc();
+      lookup = cached.value;
+    } else {
+      if (deps.customerCache.enabled) deps.metrics.customerCache.misses.inc();
+      const started = performance.now();
+      try {
+        lookup = await deps.gladly.getCustomerEmails(t.customerId);
+        deps.metrics.upstreamDuration.observe(
+          { upstream: 'gladly', status_class: lookup.status === 'found' ? '2xx' : '4xx' },
+          (performance.now() - started) / 1000,
+        );
+      } catch (err: unknown) {
+        const status = err instanceof GladlyError ? err.status : undefined;
+        deps.metrics.upstreamDuration.observe(
+          { upstream: 'gladly', status_class: statusClass(status) },
+          (performance.now() - started) / 1000,
+        );
+        if (err instanceof GladlyError && err.kind === 'rate_limited') {
+          deps.metrics.throttled.inc({ upstream: 'gladly' });
+          deps.metrics.transitions.inc({ outcome: 'throttled' });
+          const ms = err.retryAfterMs ?? 1_000;
+          log.warn({ retryAfterMs: ms }, 'gladly rate limit hit; pausing lookups');
+          await deps.pauseQueue(ms);
+          throw new RateLimitError();
+        }
+        if (err instanceof GladlyError && err.kind === 'auth') {
+          deps.credentials.reject();
+          deps.metrics.transitions.inc({ outcome: 'credentials_rejected' });
+          log.error({ status }, 'gladly rejected the API credentials; pausing lookups and retrying slowly');
+          await deps.pauseQueue(authPauseMs);
+          throw new RateLimitError();
+        }
+        deps.metrics.transitions.inc({ outcome: 'retried' });
+        log.warn({ status, err: redactEmails((err as Error).message) }, 'gladly lookup failed; will retry');
+        throw err;
       }
-      if (err instanceof GladlyError && err.kind === 'auth') {
-        deps.credentials.reject();
-        deps.metrics.transitions.inc({ outcome: 'credentials_rejected' });
-        log.error({ status }, 'gladly rejected the API credentials; pausing lookups and retrying slowly');
-        await deps.pauseQueue(authPauseMs);
-        throw new RateLimitError();
-      }
-      deps.metrics.transitions.inc({ outcome: 'retried' });
-      log.warn({ status, err: redactEmails((err as Error).message) }, 'gladly lookup failed; will retry');
-      throw err;
+      deps.credentials.accept();
+      await cacheLookup(t.customerId, lookup, cached.ticket, log);
     }
-    deps.credentials.accept();
 
     if (lookup.status === 'not_found') {
       deps.metrics.transitions.inc({ outcome: 'customer_not_found' });
@@ -109,6 +135,7 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
         resolvedCustomerId: lookup.customerId,
         deliveries: jobs.map((j) => j.opts.jobId),
         mergeHops: lookup.hops,
+        cache: cached.hit ? 'hit' : deps.customerCache.enabled ? 'miss' : 'off',
       },
       'transition fanned out',
     );

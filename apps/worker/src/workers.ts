@@ -8,6 +8,8 @@ import type { Registry } from 'prom-client';
 import { type BackoffPolicy, DEFAULT_BACKOFF, fullJitterDelay } from './backoff.js';
 import type { WorkerConfig } from './config.js';
 import { CredentialsStatus } from './credentials.js';
+import { CustomerCache } from './customer-cache.js';
+import { createCustomerChangesProcessor } from './customer-changes-processor.js';
 import { createDeliveriesProcessor } from './deliveries-processor.js';
 import { EmailState } from './email-state.js';
 import { createWorkerMetrics } from './metrics.js';
@@ -55,6 +57,10 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       (upstream === 'gladly' ? gladlyCredentials : klaviyoCredentials).rejected,
   });
   const emailState = new EmailState(connection, { prefix: `${prefix}:state` });
+  const customerCache = new CustomerCache(connection, {
+    prefix,
+    ttlSeconds: config.gladly.customerCacheTtlSeconds,
+  });
   const authPauseMs = deps.timings?.authPauseMs;
 
   const table: { name: string; processor: Processor; limitPerSecond: number }[] = [
@@ -63,6 +69,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       limitPerSecond: config.gladly.ratePerSecond,
       processor: createTransitionsProcessor({
         gladly: deps.gladly,
+        customerCache,
         deliveries: queues.deliveries,
         logger: logger.child({ queue: QueueName.transitions }),
         metrics,
@@ -85,6 +92,16 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
         pauseQueue: (ms) => queues.deliveries.rateLimit(ms),
         emailHashKey: config.emailHashKey,
         ...(authPauseMs ? { authPauseMs } : {}),
+      }) as Processor,
+    },
+    {
+      // Only Redis work (dropping cache entries): no upstream, so no limit.
+      name: QueueName.customerChanges,
+      limitPerSecond: 0,
+      processor: createCustomerChangesProcessor({
+        customerCache,
+        logger: logger.child({ queue: QueueName.customerChanges }),
+        metrics,
       }) as Processor,
     },
   ];

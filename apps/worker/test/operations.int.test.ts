@@ -85,6 +85,9 @@ function workerEnv(): Record<string, string> {
     KLAVIYO_API_KEY: KLAVIYO_KEY,
     LOG_EMAIL_HASH_KEY: HASH_KEY,
     LOG_LEVEL: 'debug',
+    // Exact lookup counts per outcome below: every transition looks its customer up (cache off;
+    // the cache has its own tests in customer-cache.int.test.ts).
+    GLADLY_CUSTOMER_CACHE_TTL_SECONDS: '0',
   };
 }
 
