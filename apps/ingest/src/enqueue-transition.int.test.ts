@@ -22,9 +22,9 @@ let observerQueues: BridgeQueues;
 beforeAll(async () => {
   redis = await useTestRedis();
   const prefix = uniquePrefix('enqueue');
-  connection = createProducerConnection({ url: redis.url });
+  connection = createProducerConnection(redis.target);
   queues = createQueues(connection, prefix);
-  observer = createWorkerConnection({ url: redis.url }, 'observer');
+  observer = createWorkerConnection(redis.target, 'observer');
   observerQueues = createQueues(observer, prefix);
   await queues.transitions.waitUntilReady();
 });

@@ -19,14 +19,14 @@ function failingRegistry() {
 
 beforeAll(async () => {
   redis = await useTestRedis();
-  off = await startIngest({ redisUrl: redis.url, prefix: uniquePrefix('ingest-dash-off'), admin: null });
+  off = await startIngest({ redis: redis.target, prefix: uniquePrefix('ingest-dash-off'), admin: null });
   readOnly = await startIngest({
-    redisUrl: redis.url,
+    redis: redis.target,
     prefix: uniquePrefix('ingest-dash-ro'),
     admin: { ...ADMIN, readOnly: true },
   });
   broken = await startIngest({
-    redisUrl: redis.url,
+    redis: redis.target,
     prefix: uniquePrefix('ingest-broken'),
     registry: failingRegistry(),
   });

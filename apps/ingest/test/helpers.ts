@@ -6,6 +6,7 @@ import {
   createProducerConnection,
   createQueues,
   type RedisConnection,
+  type RedisTarget,
 } from '@gk/queue';
 import { closeServer, createLogger, listen, watchRedisConnection } from '@gk/runtime';
 import { captureLogOutput, freePort, registerTestSecrets } from '@gk/testing';
@@ -74,7 +75,7 @@ export interface RunningIngest {
 }
 
 export interface StartIngestOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   prefix: string;
   webhookAuth?: WebhookAuthConfig;
   admin?: AdminConfig | null;
@@ -97,7 +98,7 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningI
       },
     },
   });
-  const connection = createProducerConnection({ url: options.redisUrl });
+  const connection = createProducerConnection(options.redis);
   watchRedisConnection(connection, logger);
   const queues = createQueues(connection, options.prefix);
   const { app, registry } = createApp({

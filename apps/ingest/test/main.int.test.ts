@@ -92,7 +92,7 @@ describe('node apps/ingest/dist/main.js: serving and shutdown', () => {
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
     run = runMain({
-      REDIS_URL: redis.url,
+      ...redis.env,
       QUEUE_PREFIX: uniquePrefix('main').slice(0, 32),
       HOST: '127.0.0.1',
       PORT: String(port),

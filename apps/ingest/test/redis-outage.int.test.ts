@@ -20,7 +20,7 @@ let ingest: RunningIngest;
 
 beforeAll(async () => {
   redis = await startRedisServer();
-  ingest = await startIngest({ redisUrl: redis.url, prefix: uniquePrefix('ingest-outage') });
+  ingest = await startIngest({ redis: { url: redis.url }, prefix: uniquePrefix('ingest-outage') });
 });
 
 afterAll(async () => {

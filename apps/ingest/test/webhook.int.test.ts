@@ -28,7 +28,7 @@ let ingest: RunningIngest;
 beforeAll(async () => {
   redis = await useTestRedis();
   ingest = await startIngest({
-    redisUrl: redis.url,
+    redis: redis.target,
     prefix: uniquePrefix('ingest-webhook'),
     now: () => RECEIVED_AT,
   });

@@ -34,7 +34,7 @@ async function settled(h: Harness) {
 
 describe('transitions → deliveries → Klaviyo', () => {
   it('sends one event per distinct valid email, skipping invalid ones', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-multi', [
       'Rosa.Alvarez@example.com',
       'rosa.alvarez@EXAMPLE.com ',
@@ -64,7 +64,7 @@ describe('transitions → deliveries → Klaviyo', () => {
   });
 
   it('follows a merged customer to the surviving one', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-new', ['merged@example.com']);
     h.gladly.mergeCustomer('cust-old', 'cust-new');
     await h.send('CONVERSATION/CREATED', {
@@ -79,7 +79,7 @@ describe('transitions → deliveries → Klaviyo', () => {
   });
 
   it('completes without sending when the customer is unknown or has no email', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-noemail', ['   ', 'broken@']);
     await h.send('CONVERSATION/CREATED', {
       id: 'evt-404',
@@ -106,7 +106,7 @@ describe('transitions → deliveries → Klaviyo', () => {
   });
 
   it('retries Gladly 429 and 503 and still fans out', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-flaky', ['flaky@example.com']);
     h.gladly.injectFaults({ status: 429, retryAfterSeconds: 1 }, { status: 503 }, { drop: true });
     await h.send('CONVERSATION/CLOSED', {
@@ -121,7 +121,7 @@ describe('transitions → deliveries → Klaviyo', () => {
   });
 
   it('pauses on Klaviyo 429 for Retry-After without spending an attempt', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-429', ['throttled@example.com']);
     h.klaviyo.injectFaults({ status: 429, retryAfterSeconds: 1 });
     const t0 = Date.now();
@@ -143,7 +143,7 @@ describe('transitions → deliveries → Klaviyo', () => {
   });
 
   it('rides out a 503 burst and a dropped connection with backoff', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-503', ['burst@example.com']);
     h.klaviyo.injectFaults({ status: 503 }, { status: 500 }, { drop: true }, { status: 503 });
     await h.send('CONVERSATION/CREATED', {
@@ -158,7 +158,7 @@ describe('transitions → deliveries → Klaviyo', () => {
   });
 
   it('moves a permanent 400 to failed with Klaviyo’s code and detail, without retrying', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-400', ['refused@example.com']);
     h.klaviyo.injectFaults({ status: 400 });
     await h.send('CONVERSATION/CREATED', {
@@ -178,7 +178,7 @@ describe('transitions → deliveries → Klaviyo', () => {
   });
 
   it('on a rejected Klaviyo key pauses, reports it, and resumes by itself once the key works', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-401', ['keyed@example.com']);
     h.klaviyo.setApiKey('pk_rotated_elsewhere');
     await h.send('CONVERSATION/CREATED', {
@@ -198,7 +198,7 @@ describe('transitions → deliveries → Klaviyo', () => {
   });
 
   it('on rejected Gladly credentials pauses lookups and resumes once they work', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-g401', ['gkeyed@example.com']);
     h.gladly.setCredentials('api-user@acme.test', 'rotated-token');
     await h.send('CONVERSATION/CREATED', {
@@ -216,7 +216,7 @@ describe('transitions → deliveries → Klaviyo', () => {
 
 describe('order per email', () => {
   it('a close that arrives before its create leaves the profile closed; the create is kept as backfill', async () => {
-    h = await startHarness(redis.url);
+    h = await startHarness(redis.target);
     h.gladly.setCustomer('cust-order', ['order@example.com']);
     await h.send('CONVERSATION/CLOSED', {
       id: 'evt-close',
@@ -238,7 +238,7 @@ describe('order per email', () => {
   });
 
   it('a create/close/reopen burst ends open for every email, with every event recorded once', async () => {
-    h = await startHarness(redis.url, { WORKER_CONCURRENCY: '20' });
+    h = await startHarness(redis.target, { WORKER_CONCURRENCY: '20' });
     h.gladly.setCustomer('cust-burst', ['one@example.com', 'two@example.com', 'three@example.com']);
     await Promise.all([
       h.send('CONVERSATION/REOPENED', { id: 'b3', customerId: 'cust-burst', at: '2026-11-20T16:00:00Z' }),
@@ -256,7 +256,7 @@ describe('order per email', () => {
   });
 
   it('never runs two deliveries for one email at the same time', async () => {
-    h = await startHarness(redis.url, { WORKER_CONCURRENCY: '20' });
+    h = await startHarness(redis.target, { WORKER_CONCURRENCY: '20' });
     h.gladly.setCustomer('cust-lease', ['lease@example.com']);
     h.klaviyo.setLatency(150);
     await Promise.all(

@@ -8,6 +8,7 @@ import {
   createQueues,
   createWorkerConnection,
   type RedisConnection,
+  type RedisTarget,
   transitionJobId,
 } from '@gk/queue';
 import { createLogger, createMetricsRegistry } from '@gk/runtime';
@@ -44,16 +45,19 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** `redis`: a URL, or a target from useTestRedis() (a single server or a cluster). */
 export async function startHarness(
-  redisUrl: string,
+  redis: string | RedisTarget,
   env: Record<string, string> = {},
   timings: Parameters<typeof createWorkers>[0]['timings'] = {},
 ): Promise<Harness> {
   const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
   const klaviyo = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
   const prefix = uniquePrefix('worker');
+  const target: RedisTarget = typeof redis === 'string' ? { url: redis } : redis;
   const config = loadWorkerConfig({
-    REDIS_URL: redisUrl,
+    REDIS_URL: target.url,
+    REDIS_CLUSTER_NODES: target.clusterNodes?.join(',') ?? '',
     QUEUE_PREFIX: prefix,
     GLADLY_API_URL: gladly.url,
     GLADLY_API_USER: GLADLY_USER,
@@ -74,8 +78,8 @@ export async function startHarness(
     },
   });
   const logger = createLogger({ name: 'worker-test', level: 'debug', destination: sink });
-  const connection: RedisConnection = createWorkerConnection({ url: redisUrl });
-  const producerConnection: RedisConnection = createWorkerConnection({ url: redisUrl }, 'test-producer');
+  const connection: RedisConnection = createWorkerConnection(target);
+  const producerConnection: RedisConnection = createWorkerConnection(target, 'test-producer');
   const registry = createMetricsRegistry('worker');
   const bridge = createWorkers({
     config,

@@ -26,7 +26,7 @@ function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRu
     execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', REDIS_URL: redis.url, QUEUE_PREFIX: h.prefix, ...env } },
+      { env: { PATH: process.env.PATH ?? '', ...redis.env, QUEUE_PREFIX: h.prefix, ...env } },
       (err, stdout, stderr) => {
         captureLogOutput(`jobs.js ${args.join(' ')}`, `${stdout}${stderr}`);
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
@@ -45,7 +45,7 @@ async function json<T>(args: string[]): Promise<T> {
 
 beforeAll(async () => {
   redis = await useTestRedis();
-  h = await startHarness(redis.url);
+  h = await startHarness(redis.target);
 });
 afterAll(async () => {
   await h?.close();
@@ -199,7 +199,10 @@ describe('gk-jobs against a worker with induced permanent failures', () => {
     expect(help.stdout).toMatch(/Commands:/);
 
     const port = await freePort();
-    const down = await runCli(['counts'], { REDIS_URL: `redis://:cli-secret-pw@127.0.0.1:${port}` });
+    const down = await runCli(['counts'], {
+      REDIS_URL: `redis://:cli-secret-pw@127.0.0.1:${port}`,
+      REDIS_CLUSTER_NODES: '',
+    });
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(
       new RegExp(`Redis unreachable at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}`),

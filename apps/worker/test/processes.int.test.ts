@@ -36,7 +36,7 @@ beforeEach(async () => {
   gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
   klaviyo = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
   prefix = uniquePrefix('proc');
-  connection = createWorkerConnection({ url: redis.url }) as Redis;
+  connection = createWorkerConnection(redis.target) as Redis;
   queues = createQueues(connection, prefix);
 });
 afterEach(async () => {
@@ -51,7 +51,7 @@ afterEach(async () => {
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
   return {
-    REDIS_URL: redis.url,
+    ...redis.env,
     QUEUE_PREFIX: prefix,
     GLADLY_API_URL: gladly.url,
     GLADLY_API_USER: GLADLY_USER,

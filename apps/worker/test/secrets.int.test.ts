@@ -44,7 +44,7 @@ describe('the built worker keeps its secrets', () => {
     const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
     const klaviyo = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
     gladly.setCustomer('cust-1', [EMAIL]);
-    const connection = createWorkerConnection({ url: redis.url }) as Redis;
+    const connection = createWorkerConnection(redis.target) as Redis;
     const opened: ReturnType<typeof createQueues>[] = [];
     const start = async () => {
       const prefix = uniquePrefix('secrets');
@@ -52,7 +52,7 @@ describe('the built worker keeps its secrets', () => {
       opened.push(queues);
       worker = await startWorkerProcess(
         {
-          REDIS_URL: redis.url,
+          ...redis.env,
           QUEUE_PREFIX: prefix,
           GLADLY_API_URL: gladly.url,
           GLADLY_API_USER: GLADLY_USER,

@@ -20,16 +20,22 @@ export function redisReachable(connection: Redis | Cluster, timeoutMs = 1_000): 
  */
 export async function warnIfRedisNotDurable(connection: Redis | Cluster, logger: Logger): Promise<void> {
   try {
-    const node = 'nodes' in connection ? connection.nodes('master')[0] : connection;
-    if (!node) return;
-    const aof = (await node.config('GET', 'appendonly')) as string[];
-    const policy = (await node.config('GET', 'maxmemory-policy')) as string[];
-    const problems: string[] = [];
-    if (aof[1] !== 'yes')
-      problems.push('appendonly is not yes (acknowledged jobs are lost if Redis restarts)');
-    if (policy[1] !== 'noeviction')
-      problems.push(`maxmemory-policy is ${policy[1]}, not noeviction (jobs may be evicted)`);
-    if (problems.length > 0) logger.warn({ problems }, 'redis is not configured for durability');
+    // A cluster knows its masters only once it has read the slot map; each master is checked.
+    const cluster = 'nodes' in connection;
+    if (cluster && connection.status !== 'ready') {
+      await new Promise((resolve) => connection.once('ready', resolve));
+    }
+    const nodes = cluster ? connection.nodes('master') : [connection];
+    const problems = new Set<string>();
+    for (const node of nodes) {
+      const aof = (await node.config('GET', 'appendonly')) as string[];
+      const policy = (await node.config('GET', 'maxmemory-policy')) as string[];
+      if (aof[1] !== 'yes')
+        problems.add('appendonly is not yes (acknowledged jobs are lost if Redis restarts)');
+      if (policy[1] !== 'noeviction')
+        problems.add(`maxmemory-policy is ${policy[1]}, not noeviction (jobs may be evicted)`);
+    }
+    if (problems.size > 0) logger.warn({ problems: [...problems] }, 'redis is not configured for durability');
   } catch (err) {
     logger.info(
       { err: (err as Error).message },

@@ -37,7 +37,13 @@ export async function waitFor<T>(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
 
-/** A prefix no other test file shares, so files can share one Redis server safely. */
+/**
+ * A prefix no other test file shares, so files can share one Redis server safely. It is a hash
+ * tag (`{…}`), as BullMQ needs on a Redis Cluster (every key of a queue in one slot), so the same
+ * tests run on a single server and on a cluster. At most 32 characters (QUEUE_PREFIX's limit).
+ */
 export function uniquePrefix(name: string): string {
-  return `test-${name.replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const id = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const label = name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 30 - 'test--'.length - id.length);
+  return `{test-${label}-${id}}`;
 }
