@@ -11,3 +11,11 @@ export {
   type GladlyClientOptions,
 } from './client.js';
 export { GladlyError, type GladlyErrorDetails, type GladlyErrorKind } from './errors.js';
+export {
+  buildEventsUrl,
+  classifyEventsFailure,
+  EVENTS_WINDOW_MS,
+  type GladlyEventsClientOptions,
+  type GladlyEventsQuery,
+  streamGladlyEvents,
+} from './events.js';

@@ -11,6 +11,24 @@ export interface GladlyLookupRecord {
   status: number;
 }
 
+/** One event as Gladly's Events API answers it (the webhook payload of the same type). */
+export interface GladlyEventRecord {
+  id: string;
+  type: string;
+  /** ISO-8601: when the event happened; what `startAt`/`endAt` filter on. */
+  timestamp: string;
+  [field: string]: unknown;
+}
+
+export interface GladlyEventsRequestRecord {
+  at: number;
+  status: number;
+  startAt: string | null;
+  entities: string[];
+  /** Events answered. */
+  count: number;
+}
+
 export interface GladlyStandIn {
   /** http://127.0.0.1:PORT */
   url: string;
@@ -30,6 +48,12 @@ export interface GladlyStandIn {
   setLatency(ms: number): void;
   /** Every lookup request. */
   readonly requests: GladlyLookupRecord[];
+  /** Adds events to the Events API's history (`GET /api/v1/events`), as Gladly records them. */
+  recordEvents(...events: GladlyEventRecord[]): void;
+  /** The recorded history, oldest first. */
+  readonly events: readonly GladlyEventRecord[];
+  /** Every Events API request (not counted in `requests`). */
+  readonly eventRequests: GladlyEventsRequestRecord[];
   close(): Promise<void>;
 }
 
@@ -41,9 +65,25 @@ export interface GladlyStandInOptions extends StartOptions {
   customers?: Record<string, string[]>;
   /** old id → surviving id */
   merges?: Record<string, string>;
+  /** History served by the Events API. */
+  events?: GladlyEventRecord[];
 }
 
 const PROFILE_PATH = '/api/v1/customer-profiles/';
+const EVENTS_PATH = '/api/v1/events';
+/** Gladly's Events API keeps the last 24 hours. */
+const EVENTS_WINDOW_MS = 24 * 3600 * 1000;
+/** The entity types Gladly documents for `entities`. */
+const EVENT_ENTITIES = new Set([
+  'AGENT_AVAILABILITY',
+  'AGENT_STATUS',
+  'CONTACT',
+  'CONVERSATION',
+  'CUSTOMER',
+  'CUSTOMER_PROFILE',
+  'PAYMENT_REQUEST',
+  'TASK',
+]);
 const CREATED_AT = '2024-03-02T10:11:12.000Z';
 
 /**
@@ -59,6 +99,12 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
   let bucket: TokenBucket | null = null;
   let latencyMs = 0;
   const requests: GladlyLookupRecord[] = [];
+  let history: GladlyEventRecord[] = [];
+  const eventRequests: GladlyEventsRequestRecord[] = [];
+  const recordEvents = (...events: GladlyEventRecord[]) => {
+    history = [...history, ...events].sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
+  };
+  recordEvents(...(options.events ?? []));
 
   const setCustomer = (id: string, emails: string[]) => {
     merges.delete(id);
@@ -71,9 +117,93 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
   for (const [id, emails] of Object.entries(options.customers ?? {})) setCustomer(id, emails);
   for (const [oldId, newId] of Object.entries(options.merges ?? {})) mergeCustomer(oldId, newId);
 
+  /**
+   * `GET /api/v1/events?startAt=…[&endAt=…]&entities=…`: JSON lines of the recorded events whose
+   * timestamp is in [startAt, endAt] and whose type belongs to one of the entities (the part of
+   * the type before `/`). startAt older than 24 h, a bad date or no entity → 400 as Gladly does.
+   */
+  async function handleEvents(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: RunningServer,
+  ): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://stand-in.invalid');
+    const startAtParam = url.searchParams.get('startAt');
+    const entities = url.searchParams
+      .getAll('entities')
+      .flatMap((v) => v.split(','))
+      .map((v) => v.trim())
+      .filter(Boolean);
+    const record: GladlyEventsRequestRecord = {
+      at: Date.now(),
+      status: 0,
+      startAt: startAtParam,
+      entities,
+      count: 0,
+    };
+    eventRequests.push(record);
+    const fail = (
+      status: number,
+      attr: string,
+      code: string,
+      detail: string,
+      headers: Record<string, string> = {},
+    ) => {
+      record.status = status;
+      sendJson(res, status, { errors: [{ attr, code, detail }] }, headers);
+    };
+    if (req.method !== 'GET') return fail(405, 'method', 'method_not_allowed', 'GET only', { allow: 'GET' });
+    if (latencyMs > 0) await server.delay(latencyMs);
+    if (req.headers.authorization !== expectedAuth) {
+      record.status = 401;
+      return sendJson(
+        res,
+        401,
+        { errors: [{ code: 'unauthorized', detail: 'invalid API user or token' }] },
+        { 'www-authenticate': 'Basic realm="Gladly"' },
+      );
+    }
+    if (bucket) {
+      const taken = bucket.take();
+      if (!taken.ok) {
+        return fail(429, 'request', 'too_many_requests', 'rate limit exceeded', {
+          'retry-after': String(retryAfterSeconds(taken.retryAfterMs)),
+        });
+      }
+    }
+    if (!startAtParam) return fail(400, 'startAt', 'blank', 'startAt cannot be blank');
+    const startAt = Date.parse(startAtParam);
+    if (!Number.isFinite(startAt)) return fail(400, 'startAt', 'invalid', 'startAt must be an ISO 8601 date');
+    if (startAt < Date.now() - EVENTS_WINDOW_MS) {
+      return fail(400, 'startAt', 'invalid', 'startAt must be within the last 24 hours');
+    }
+    const endAtParam = url.searchParams.get('endAt');
+    const endAt = endAtParam ? Date.parse(endAtParam) : Number.POSITIVE_INFINITY;
+    if (Number.isNaN(endAt)) return fail(400, 'endAt', 'invalid', 'endAt must be an ISO 8601 date');
+    if (endAt <= startAt) return fail(400, 'startAt', 'invalid', 'endAt must occur after startAt');
+    if (entities.length === 0) return fail(400, 'entities', 'blank', 'at least one entity type is required');
+    const unknown = entities.find((e) => !EVENT_ENTITIES.has(e));
+    if (unknown) return fail(400, 'entities', 'invalid', `unknown entity type ${unknown}`);
+
+    const wanted = new Set(entities);
+    const selected = history.filter((e) => {
+      const at = Date.parse(e.timestamp);
+      return at >= startAt && at <= endAt && wanted.has(e.type.split('/')[0] ?? '');
+    });
+    record.status = 200;
+    record.count = selected.length;
+    const body = selected.map((e) => `${JSON.stringify(e)}\n`).join('');
+    res.writeHead(200, {
+      'content-type': 'application/x-jsonlines',
+      'content-length': String(Buffer.byteLength(body)),
+    });
+    res.end(body);
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, server: RunningServer): Promise<void> {
     req.resume();
     const path = pathOf(req);
+    if (path === EVENTS_PATH) return handleEvents(req, res, server);
     if (!path.startsWith(PROFILE_PATH) || path.length === PROFILE_PATH.length) {
       return sendJson(res, 404, { errors: [{ code: 'not_found', detail: 'no such endpoint' }] });
     }
@@ -182,6 +312,13 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     },
     get requests() {
       return requests;
+    },
+    recordEvents,
+    get events() {
+      return history;
+    },
+    get eventRequests() {
+      return eventRequests;
     },
     close: () => server.close(),
   };

@@ -1,5 +1,7 @@
 export type { InjectedFault } from './faults.js';
 export {
+  type GladlyEventRecord,
+  type GladlyEventsRequestRecord,
   type GladlyLookupRecord,
   type GladlyStandIn,
   type GladlyStandInOptions,
