@@ -5,4 +5,5 @@ export * from './metrics.js';
 export * from './readiness.js';
 export * from './redis-checks.js';
 export * from './redis-events.js';
+export * from './redis-ready.js';
 export * from './shutdown.js';
