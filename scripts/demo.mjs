@@ -184,6 +184,19 @@ async function send(item) {
   return { status: res.status, outcome: typeof body.status === 'string' ? body.status : (body.title ?? '') };
 }
 
+/**
+ * Gladly also keeps each event in its Events API: record it in the sandbox's, so `npm run backfill`
+ * afterwards finds the demo's events already present. Best effort: the demo does not depend on it.
+ */
+async function recordInSandbox(body) {
+  await fetch(`${urls.sandbox}/_sandbox/gladly-events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5_000),
+  }).catch(() => {});
+}
+
 async function main() {
   const customersAnswer = await getJson(`${urls.sandbox}/_sandbox/customers`, 'the sandbox');
   if (customersAnswer.error) {
@@ -202,6 +215,7 @@ async function main() {
   const answers = new Map();
   for (const [index, item] of stream.entries()) {
     const answer = await send(item);
+    if (!item.redelivery && item.body.type !== 'PING') await recordInSandbox(item.body);
     const label = `${answer.status} ${answer.outcome}`.trim();
     answers.set(label, (answers.get(label) ?? 0) + 1);
     const what = `${item.body.type.padEnd(27)} ${(item.customer?.id ?? '').padEnd(22)} → ${label}${item.note ? paint.gray(`  ${item.note}`) : ''}`;

@@ -16,9 +16,11 @@ import {
   type DemoCustomerView,
   describeDemoCustomers,
 } from './demo-customers.js';
+import { demoHistory, type HistoryEvent } from './demo-history.js';
 import { createProxy } from './proxy.js';
 
 export const GLADLY_PROFILE_PATH = '/api/v1/customer-profiles/';
+export const GLADLY_EVENTS_PATH = '/api/v1/events';
 export const KLAVIYO_EVENTS_PATH = '/api/events';
 
 export type FaultTarget = 'gladly' | 'klaviyo';
@@ -32,6 +34,8 @@ export interface SandboxOptions {
   klaviyo: { apiKey: string; ratePerSecond?: number; failureRate?: number };
   /** Default: the demo customers. */
   customers?: readonly DemoCustomer[];
+  /** What Gladly's Events API holds at start. Default: a made-up last day of the demo customers. */
+  history?: readonly HistoryEvent[];
   /** For the failure rates; tests pass a fixed sequence. */
   random?: () => number;
   logger?: Logger;
@@ -69,7 +73,7 @@ export interface SandboxState {
   profiles: SandboxProfileView[];
   counts: {
     klaviyo: { posts: number; accepted: number; duplicates: number; throttled: number; events: number };
-    gladly: { lookups: number; byStatus: Record<string, number> };
+    gladly: { lookups: number; byStatus: Record<string, number>; events: number };
   };
   settings: {
     gladlyRatePerSecond: number;
@@ -105,6 +109,19 @@ const FaultRequest = z
   .refine((f) => f.status !== undefined || f.drop === true || f.delayMs !== undefined, {
     message: 'give at least one of status, drop or delayMs',
   });
+
+/** Events recorded through `/_sandbox/gladly-events`: Gladly's envelope, anything else kept as sent. */
+const RecordedEvents = z
+  .array(
+    z
+      .object({
+        id: z.string().min(1).max(200),
+        type: z.string().min(1).max(200),
+        timestamp: z.iso.datetime({ offset: true }),
+      })
+      .loose(),
+  )
+  .max(1_000);
 
 const PAGE_FILE = new URL('../public/index.html', import.meta.url);
 const PAGE_HEADERS = {
@@ -147,6 +164,7 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     merges: Object.fromEntries(
       customers.flatMap((c) => (c.kind === 'merged' && c.mergedInto ? [[c.id, c.mergedInto]] : [])),
     ),
+    events: [...(options.history ?? demoHistory(customers, new Date()))],
   });
   const klaviyo = await startKlaviyoStandIn({ apiKey: options.klaviyo.apiKey });
   if (settings.gladlyRatePerSecond > 0) gladly.setRateLimit(settings.gladlyRatePerSecond);
@@ -221,7 +239,7 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
           throttled: klaviyo.throttled,
           events: klaviyo.events.length,
         },
-        gladly: { lookups: lookups.length, byStatus },
+        gladly: { lookups: lookups.length, byStatus, events: gladly.events.length },
       },
       settings,
     };
@@ -277,6 +295,28 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     sendJson(res, 202, { injected: count, target, fault });
   }
 
+  /**
+   * Adds events to what Gladly's Events API answers, as Gladly would have recorded them: `npm run
+   * demo` posts each webhook it sends here too, so a backfill afterwards finds them already present.
+   */
+  async function handleRecordEvents(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let body: unknown;
+    try {
+      body = JSON.parse(await readText(req));
+    } catch {
+      return sendJson(res, 400, { error: 'body must be a JSON event or a JSON array of events' });
+    }
+    const parsed = RecordedEvents.safeParse(Array.isArray(body) ? body : [body]);
+    if (!parsed.success) {
+      return sendJson(res, 400, {
+        error: 'invalid event',
+        issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`),
+      });
+    }
+    gladly.recordEvents(...parsed.data);
+    sendJson(res, 202, { recorded: parsed.data.length });
+  }
+
   function openStream(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -292,6 +332,11 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const method = req.method ?? 'GET';
     if (path.startsWith(GLADLY_PROFILE_PATH)) return forwardToGladly(req, res, path);
+    // The Events API (npm run backfill): passed through, not counted as a customer lookup.
+    if (path === GLADLY_EVENTS_PATH) {
+      await proxy.forward(req, res, gladly.url);
+      return;
+    }
     if (path.startsWith('/api/')) return forwardToKlaviyo(req, res, path);
 
     if (method === 'GET' && (path === '/' || path === '/index.html')) {
@@ -305,6 +350,7 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     if (method === 'GET' && path === '/_sandbox/customers') return sendJson(res, 200, views, req);
     if (method === 'GET' && path === '/_sandbox/stream') return openStream(req, res);
     if (method === 'POST' && path === '/_sandbox/faults') return handleFaults(req, res);
+    if (method === 'POST' && path === '/_sandbox/gladly-events') return handleRecordEvents(req, res);
     if (method === 'POST' && path === '/_sandbox/reset') {
       reset();
       return sendJson(res, 200, { status: 'reset' }, req);
