@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client';
 import { createWebhookAuthenticator } from './auth.js';
 import type { IngestConfig } from './config.js';
 import { createDashboard, DASHBOARD_PATH } from './dashboard.js';
+import { JobStore } from './job-store.js';
 import { createIngestMetrics } from './metrics.js';
 import { problemFromError, problems, sendProblem } from './problem.js';
 import { createWebhookHandler, type WebhookLogFields } from './webhook.js';
@@ -22,6 +23,9 @@ export interface AppDeps {
   registry?: Registry;
   readiness?: Readiness;
   now?: () => Date;
+  /** Where webhooks are stored: Redis, with the local spool when Redis does not answer. */
+  store?: JobStore;
+  /** For the default store (no spool) only. */
   enqueueTimeoutMs?: number;
 }
 
@@ -60,7 +64,17 @@ const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
  */
 export function createApp(deps: AppDeps): IngestApp {
   const registry = deps.registry ?? createMetricsRegistry('ingest');
-  const readiness = deps.readiness ?? new Readiness().add('redis', redisReachable(deps.connection));
+  const store =
+    deps.store ??
+    new JobStore({
+      queues: deps.queues,
+      spool: null,
+      logger: deps.logger,
+      ...(deps.enqueueTimeoutMs === undefined ? {} : { enqueueTimeoutMs: deps.enqueueTimeoutMs }),
+    });
+  store.instrument(registry);
+  const readiness =
+    deps.readiness ?? new Readiness().add('redis', store.redisReadiness(redisReachable(deps.connection)));
   const metrics = createIngestMetrics(registry, deps.queues);
   const app = express();
   app.disable('x-powered-by');
@@ -125,10 +139,17 @@ export function createApp(deps: AppDeps): IngestApp {
 
   app.get('/readyz', async (_req, res) => {
     const report = await readiness.evaluate();
+    // Spool depth always (when on); warnings while it is in use (ready: it still stores webhooks).
+    const { spool, warnings } = store.report();
+    const extra = { ...(spool ? { spool } : {}), ...(warnings.length > 0 ? { warnings } : {}) };
     res
       .status(report.ready ? 200 : 503)
       .set('Cache-Control', 'no-store')
-      .json(report.ready ? { status: 'ready' } : { status: 'not ready', reasons: report.reasons });
+      .json(
+        report.ready
+          ? { status: 'ready', ...extra }
+          : { status: 'not ready', reasons: report.reasons, ...extra },
+      );
   });
 
   app.get('/metrics', async (_req, res) => {
@@ -144,7 +165,7 @@ export function createApp(deps: AppDeps): IngestApp {
       customerChanges: deps.queues.customerChanges,
       metrics,
       now: deps.now ?? (() => new Date()),
-      ...(deps.enqueueTimeoutMs === undefined ? {} : { enqueueTimeoutMs: deps.enqueueTimeoutMs }),
+      store,
     }),
   );
   app.all(WEBHOOK_PATH, (_req, res) =>

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { ConfigError } from '@gk/runtime';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
@@ -24,7 +25,19 @@ describe('loadConfig', () => {
       queuePrefix: 'gk',
       webhookAuth: { disabled: false, basic: [], tokenHeader: 'X-Gladly-Token', tokens: ['tok-1'] },
       admin: null,
+      spool: { path: resolve('.data/spool/ingest-3000.spool'), maxEntries: 100_000 },
     });
+  });
+
+  it('reads the spool settings: a file per port by default, a path, a bound, or off', () => {
+    const base = { WEBHOOK_TOKENS: 'tok-1' };
+    expect(loadConfig({ ...base, PORT: '8080' }).spool?.path).toBe(resolve('.data/spool/ingest-8080.spool'));
+    expect(
+      loadConfig({ ...base, INGEST_SPOOL_PATH: '/var/lib/gk/spool.log', INGEST_SPOOL_MAX: '500' }).spool,
+    ).toEqual({ path: '/var/lib/gk/spool.log', maxEntries: 500 });
+    expect(loadConfig({ ...base, INGEST_SPOOL_ENABLED: 'false' }).spool).toBeNull();
+    expect(configError({ ...base, INGEST_SPOOL_MAX: '0' })).toMatch(/INGEST_SPOOL_MAX: must be at least 1/);
+    expect(configError({ ...base, INGEST_SPOOL_ENABLED: 'maybe' })).toMatch(/INGEST_SPOOL_ENABLED/);
   });
 
   it('reads every variable', () => {

@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path';
 import { envBool, envInt, envList, envString, parseEnv, redisEnvShape } from '@gk/runtime';
 import { z } from 'zod';
 import type { BasicCredential, WebhookAuthConfig } from './auth.js';
@@ -7,6 +8,12 @@ export interface AdminConfig {
   password: string;
   /** Bull Board's read-only mode: jobs can be looked at, not retried, removed or promoted. */
   readOnly: boolean;
+}
+
+/** The local spool for webhooks Redis does not store (see spool.ts). */
+export interface SpoolConfig {
+  path: string;
+  maxEntries: number;
 }
 
 export interface IngestConfig {
@@ -19,6 +26,8 @@ export interface IngestConfig {
   webhookAuth: WebhookAuthConfig;
   /** null: the dashboard is off. */
   admin: AdminConfig | null;
+  /** null: no spool (INGEST_SPOOL_ENABLED=false); a webhook Redis does not store is answered 503. */
+  spool: SpoolConfig | null;
 }
 
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -68,6 +77,10 @@ const IngestEnv = z
     ),
     ADMIN_PASSWORD: envSecret(),
     ADMIN_READ_ONLY: envBool(false),
+    INGEST_SPOOL_ENABLED: envBool(true),
+    /** Default: `.data/spool/ingest-<PORT>.spool` under the working directory (one file per listener). */
+    INGEST_SPOOL_PATH: envString(),
+    INGEST_SPOOL_MAX: envInt(100_000, 1, 10_000_000),
   })
   .superRefine((env, ctx) => {
     if (env.WEBHOOK_AUTH_DISABLED && env.NODE_ENV === 'production') {
@@ -115,6 +128,12 @@ const IngestEnv = z
         env.ADMIN_USERNAME !== undefined && env.ADMIN_PASSWORD !== undefined
           ? { username: env.ADMIN_USERNAME, password: env.ADMIN_PASSWORD, readOnly: env.ADMIN_READ_ONLY }
           : null,
+      spool: env.INGEST_SPOOL_ENABLED
+        ? {
+            path: resolve(env.INGEST_SPOOL_PATH ?? join('.data', 'spool', `ingest-${env.PORT}.spool`)),
+            maxEntries: env.INGEST_SPOOL_MAX,
+          }
+        : null,
     }),
   );
 

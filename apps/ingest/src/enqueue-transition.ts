@@ -27,16 +27,23 @@ export async function enqueueTransition(
   queue: Queue<Transition>,
   transition: Transition,
 ): Promise<EnqueueResult> {
-  const jobId = transitionJobId(transition.eventId);
+  return addJobOnce(queue, transition.gladlyType, transition, transitionJobId(transition.eventId));
+}
+
+/**
+ * Adds a job under a given id to any queue with the queue's default options, telling new from
+ * duplicate as described above. The spool's relay uses it too, so a relayed entry is stored exactly
+ * as the webhook would have stored it.
+ */
+export async function addJobOnce<T>(
+  queue: Queue<T>,
+  name: string,
+  data: T,
+  jobId: string,
+): Promise<EnqueueResult> {
   const client = await queue.client;
   // What queue.add does, minus the Job bookkeeping we do not need: the queue's defaults, our id.
-  const job = new Job<Transition>(
-    queue,
-    transition.gladlyType,
-    transition,
-    { ...queue.defaultJobOptions, jobId },
-    jobId,
-  );
+  const job = new Job<T>(queue, name, data, { ...queue.defaultJobOptions, jobId }, jobId);
   const existed = (client as unknown as WithExists).exists(queue.toKey(jobId));
   const added = job.addJob(client);
   const [count] = await Promise.all([existed, added]);

@@ -11,6 +11,8 @@ import {
 } from '@gk/runtime';
 import { createApp } from './app.js';
 import { type IngestConfig, loadConfig } from './config.js';
+import { JobStore } from './job-store.js';
+import { Spool } from './spool.js';
 
 /** Kubernetes' default grace period is 30 s; finishing well within it leaves room for the rest. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -47,7 +49,37 @@ async function main(): Promise<void> {
   // Checked once Redis answers; the ingest starts (and says not ready) while it does not.
   connection.once('ready', () => void warnIfRedisNotDurable(connection, logger));
 
-  const { app, readiness } = createApp({ config, queues, connection, logger });
+  // The spool is opened before anything listens: entries a previous run left are relayed first.
+  let spool: Spool | null = null;
+  if (config.spool) {
+    try {
+      const opened = await Spool.open(config.spool);
+      spool = opened.spool;
+      logger.info(
+        { path: config.spool.path, maxEntries: config.spool.maxEntries, ...opened.report },
+        opened.report.recovered > 0
+          ? 'spool opened with entries from a previous run; relaying them to Redis'
+          : 'spool opened',
+      );
+      if (opened.report.corrupt > 0) {
+        logger.error(
+          { corrupt: opened.report.corrupt },
+          'spool records failed their checksum and were dropped',
+        );
+      }
+    } catch (err) {
+      process.stderr.write(
+        `ingest: cannot open the spool: ${err instanceof Error ? err.message : String(err)}\n`,
+      );
+      process.exit(1);
+    }
+  } else {
+    logger.warn('spool off (INGEST_SPOOL_ENABLED=false): webhooks are answered 503 while Redis is down');
+  }
+  const store = new JobStore({ queues, spool, logger });
+  connection.on('ready', () => store.nudgeRelay());
+
+  const { app, readiness } = createApp({ config, queues, connection, logger, store });
   const server = createServer(app);
   // Gladly's bodies are tiny and it waits at most 15 s: a slower request is not Gladly.
   server.headersTimeout = 10_000;
@@ -64,6 +96,7 @@ async function main(): Promise<void> {
       sweep.unref();
       await closeServer(server);
       clearInterval(sweep);
+      await store.close();
       await closeQueues(queues);
       await connection.quit().catch(() => connection.disconnect());
     },
@@ -71,6 +104,7 @@ async function main(): Promise<void> {
 
   await listen(server, config.port, config.host);
   logger.info({ port: config.port, host: config.host, cluster }, 'ingest listening');
+  store.startRelay();
 }
 
 main().catch((err: unknown) => {

@@ -5,6 +5,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export type WebhookOutcome =
   | 'accepted'
   | 'duplicate'
+  | 'spooled'
   | 'ignored'
   | 'pong'
   | 'rejected_auth'
@@ -36,7 +37,7 @@ export function createIngestMetrics(
 ): IngestMetrics {
   const webhooksReceived = new Counter({
     name: `${METRIC_PREFIX}webhooks_received_total`,
-    help: 'Gladly webhooks received, by Gladly event type and outcome (accepted, duplicate, ignored, pong; rejected_auth 401, rejected_invalid 400, rejected_media_type 415, rejected_too_large 413; unavailable 503; error 500)',
+    help: 'Gladly webhooks received, by Gladly event type and outcome (accepted, duplicate, spooled: 200 with the job in the local spool while Redis is down; ignored, pong; rejected_auth 401, rejected_invalid 400, rejected_media_type 415, rejected_too_large 413; unavailable 503: Redis down and the spool full or off; error 500)',
     labelNames: ['type', 'outcome'] as const,
     registers: [registry],
   });

@@ -1,23 +1,16 @@
 import { readGladlyEvent } from '@gk/domain';
 import type { CustomerChangeJobData, TransitionJobData } from '@gk/queue';
-import { withTimeout } from '@gk/runtime';
 import type { Queue } from 'bullmq';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { type Authenticator, basicChallenge, WEBHOOK_REALM } from './auth.js';
 import { enqueueCustomerChange } from './enqueue-customer-change.js';
 import { enqueueTransition } from './enqueue-transition.js';
+import { customerChangeSpoolJob, type JobStore, transitionSpoolJob } from './job-store.js';
 import type { IngestMetrics, WebhookOutcome } from './metrics.js';
 import { fieldErrors, type Problem, problemFromError, problems, sendProblem } from './problem.js';
 
 /** Gladly's webhook bodies are a few hundred bytes; 64 KiB is the contract's ceiling. */
 export const WEBHOOK_BODY_LIMIT_BYTES = 64 * 1024;
-
-/**
- * Gladly gives up on a delivery after 15 s, so a store that Redis has not acknowledged within
- * this time is answered 503 instead. A timed-out add may still land later: harmless, because
- * the job id is derived from the event id and Gladly's retry then finds it as a duplicate.
- */
-export const ENQUEUE_TIMEOUT_MS = 1_500;
 
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_SECONDS = 10;
@@ -34,7 +27,7 @@ export interface WebhookLogFields {
 
 /** The 200 answers: small JSON saying what became of the event. */
 export type WebhookAnswer =
-  | { status: 'accepted' | 'duplicate'; id: string; jobId: string }
+  | { status: 'accepted' | 'duplicate' | 'spooled'; id: string; jobId: string }
   | { status: 'ignored'; id: string; type: string }
   | { status: 'pong'; id: string };
 
@@ -45,7 +38,8 @@ export interface WebhookDeps {
   customerChanges: Queue<CustomerChangeJobData>;
   metrics: IngestMetrics;
   now: () => Date;
-  enqueueTimeoutMs?: number;
+  /** Stores each job in Redis, or in the local spool when Redis does not (job-store.ts). */
+  store: JobStore;
 }
 
 const parseJsonBody = express.json({ limit: WEBHOOK_BODY_LIMIT_BYTES, strict: true, type: () => true });
@@ -62,8 +56,6 @@ function readJsonBody(req: Request, res: Response): Promise<void> {
  * reading), then the payload. Malformed input always ends in a 4xx, never a 5xx.
  */
 export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
-  const timeoutMs = deps.enqueueTimeoutMs ?? ENQUEUE_TIMEOUT_MS;
-
   return async (req, res) => {
     const record = (fields: WebhookLogFields) => {
       deps.metrics.webhooksReceived.inc({ type: fields.type, outcome: fields.outcome });
@@ -127,12 +119,14 @@ export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
     }
 
     try {
-      const result = await withTimeout(
+      const result = await deps.store.store(
         reading.kind === 'transition'
-          ? enqueueTransition(deps.transitions, reading.transition)
-          : enqueueCustomerChange(deps.customerChanges, reading.change),
-        timeoutMs,
-        `redis did not acknowledge within ${timeoutMs} ms`,
+          ? transitionSpoolJob(reading.transition)
+          : customerChangeSpoolJob(reading.change),
+        () =>
+          reading.kind === 'transition'
+            ? enqueueTransition(deps.transitions, reading.transition)
+            : enqueueCustomerChange(deps.customerChanges, reading.change),
       );
       return reply(
         { eventId: id, type: label, outcome: result.outcome, jobId: result.jobId },

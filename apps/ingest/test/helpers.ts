@@ -13,7 +13,9 @@ import { captureLogOutput, freePort, registerTestSecrets } from '@gk/testing';
 import type { Registry } from 'prom-client';
 import { createApp } from '../src/app.js';
 import type { WebhookAuthConfig } from '../src/auth.js';
-import type { AdminConfig } from '../src/config.js';
+import type { AdminConfig, SpoolConfig } from '../src/config.js';
+import { JobStore } from '../src/job-store.js';
+import { Spool } from '../src/spool.js';
 
 /** Credentials used across the integration tests; none of them may ever show up in a log line. */
 export const WEBHOOK_USER = 'gladly-hook';
@@ -68,6 +70,7 @@ export interface RunningIngest {
   queues: BridgeQueues;
   connection: RedisConnection;
   registry: Registry;
+  store: JobStore;
   /** Every log line the app wrote, as raw JSON text. */
   logs: string[];
   logEntries(): Record<string, unknown>[];
@@ -81,6 +84,10 @@ export interface StartIngestOptions {
   admin?: AdminConfig | null;
   now?: () => Date;
   registry?: Registry;
+  /** A local spool for webhooks Redis does not store; none (503 while Redis is down) when absent. */
+  spool?: SpoolConfig;
+  /** Relay waits between attempts while Redis does not answer (tests shorten them). */
+  relayRetryMs?: { min: number; max: number };
 }
 
 /** Builds the app like main.ts does, with a logger writing into memory, on a free loopback port. */
@@ -101,7 +108,16 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningI
   const connection = createProducerConnection(options.redis);
   watchRedisConnection(connection, logger);
   const queues = createQueues(connection, options.prefix);
+  const spool = options.spool ? (await Spool.open(options.spool)).spool : null;
+  const store = new JobStore({
+    queues,
+    spool,
+    logger,
+    ...(options.relayRetryMs ? { relayRetryMs: options.relayRetryMs } : {}),
+  });
+  connection.on('ready', () => store.nudgeRelay());
   const { app, registry } = createApp({
+    store,
     config: { webhookAuth, admin: options.admin === undefined ? ADMIN : options.admin },
     queues,
     connection,
@@ -112,16 +128,19 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningI
   const server = createServer(app);
   const port = await freePort();
   await listen(server, port, '127.0.0.1');
+  store.startRelay();
   return {
     url: `http://127.0.0.1:${port}`,
     queues,
     connection,
     registry,
+    store,
     logs,
     logEntries: () => logs.map((line) => JSON.parse(line) as Record<string, unknown>),
     close: async () => {
       server.closeAllConnections();
       await closeServer(server);
+      await store.close();
       await closeQueues(queues);
       connection.disconnect();
     },

@@ -36,7 +36,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }>
 
 const readyStatus = async () => (await fetch(`${ingest.url}/readyz`)).status;
 
-describe('Redis outage', () => {
+describe('Redis outage with the spool off (INGEST_SPOOL_ENABLED=false)', () => {
   const beforeOutage = freshEvent();
   const duringOutage = freshEvent('conversation-closed.json');
 
@@ -99,7 +99,7 @@ describe('Redis outage', () => {
   });
 });
 
-describe('Redis that accepts connections but does not answer', () => {
+describe('Redis that accepts connections but does not answer, spool off', () => {
   it('answers 503 within 2 s; the late add still dedupes the retry', async () => {
     const admin = new Redis(redis.url);
     try {

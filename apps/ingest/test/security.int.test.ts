@@ -56,6 +56,8 @@ beforeAll(async () => {
       ADMIN_USERNAME: ADMIN_USER,
       ADMIN_PASSWORD,
       LOG_LEVEL: 'trace',
+      // The outage below goes through the 503 path (spool.int.test.ts covers the spool).
+      INGEST_SPOOL_ENABLED: 'false',
     },
     readyUrl: `${base}/readyz`,
   });
