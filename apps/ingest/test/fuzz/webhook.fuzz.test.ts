@@ -72,6 +72,8 @@ beforeAll(async () => {
       ADMIN_USERNAME: ADMIN_USER,
       ADMIN_PASSWORD,
       LOG_LEVEL: 'debug',
+      // The Redis-down property below is the 503 path; spool.int.test.ts covers the spool.
+      INGEST_SPOOL_ENABLED: 'false',
     },
     readyUrl: `http://127.0.0.1:${port}/readyz`,
   });
