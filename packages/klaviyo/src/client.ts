@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { classifyKlaviyoFailure, classifyKlaviyoResponse, type KlaviyoOutcome } from './classify.js';
 import { buildCreateEventBody, DEFAULT_KLAVIYO_REVISION, type KlaviyoEventInput } from './event-body.js';
+import { buildProfileLookupUrl, classifyProfileLookup, type ProfileLookupOutcome } from './profiles.js';
 
 export interface KlaviyoClientOptions {
   /** e.g. `https://a.klaviyo.com` */
@@ -16,13 +17,19 @@ export interface KlaviyoClientOptions {
 export interface KlaviyoClient {
   /** Never rejects: every answer and every failure becomes a {@link KlaviyoOutcome}. */
   createEvent(input: KlaviyoEventInput): Promise<KlaviyoOutcome & { durationMs: number }>;
+  /**
+   * Whether a profile with this email exists (Get Profiles filtered by email; the key needs
+   * `profiles:read`). Never rejects: failures are outcomes, as for createEvent.
+   */
+  lookupProfile(email: string): Promise<ProfileLookupOutcome & { durationMs: number }>;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const JSON_API = 'application/vnd.api+json';
 
 export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClient {
-  const url = `${options.baseUrl.replace(/\/+$/, '')}/api/events`;
+  const baseUrl = options.baseUrl.replace(/\/+$/, '');
+  const url = `${baseUrl}/api/events`;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const headers = {
     authorization: `Klaviyo-API-Key ${options.apiKey}`,
@@ -53,6 +60,30 @@ export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClien
         });
       } catch (err) {
         outcome = classifyKlaviyoFailure(err);
+      }
+      return { ...outcome, durationMs: performance.now() - started };
+    },
+
+    async lookupProfile(email) {
+      const started = performance.now();
+      let outcome: ProfileLookupOutcome;
+      try {
+        const response = await fetch(buildProfileLookupUrl(baseUrl, email), {
+          method: 'GET',
+          headers: { authorization: headers.authorization, revision: headers.revision, accept: JSON_API },
+          redirect: 'manual',
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        const text = await response.text();
+        outcome = classifyProfileLookup({
+          status: response.status,
+          headers: response.headers,
+          body: parseJson(text),
+        });
+      } catch (err) {
+        // A failed request never says "delivered"; narrow the type for the compiler.
+        const failure = classifyKlaviyoFailure(err);
+        outcome = failure.kind === 'delivered' ? { kind: 'retryable', reason: 'no answer' } : failure;
       }
       return { ...outcome, durationMs: performance.now() - started };
     },

@@ -14,3 +14,8 @@ export {
   DEFAULT_KLAVIYO_REVISION,
   type KlaviyoEventInput,
 } from './event-body.js';
+export {
+  buildProfileLookupUrl,
+  classifyProfileLookup,
+  type ProfileLookupOutcome,
+} from './profiles.js';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FaultQueue, type InjectedFault } from './faults.js';
@@ -60,6 +61,13 @@ export interface KlaviyoStandIn {
   readonly requestTimes: number[];
   /** 429s answered (rate limit and injected). */
   readonly throttled: number;
+  /**
+   * Emails Get Profiles finds besides those events created (profiles that exist in Klaviyo
+   * already). Kept across reset().
+   */
+  seedProfiles(...emails: string[]): void;
+  /** GET /api/profiles requests answered 200. */
+  readonly profileLookups: number;
   /** Case-insensitive. */
   profile(email: string): KlaviyoProfileView | undefined;
   profiles(): KlaviyoProfileView[];
@@ -75,9 +83,14 @@ export interface KlaviyoStandInOptions extends StartOptions {
   apiKey?: string;
   /** Oldest `revision` accepted; default: any well-formed revision. */
   revisionMin?: string;
+  /** Emails that already have a profile (see seedProfiles). */
+  profiles?: string[];
 }
 
 const EVENTS_PATH = '/api/events';
+const PROFILES_PATH = '/api/profiles';
+/** The only Get Profiles filter the bridge sends: `equals(email,"…")`, with `\"` and `\\` escapes. */
+const EMAIL_FILTER = /^equals\(email,"((?:[^"\\]|\\.)*)"\)$/;
 /** A stand-in extra (not a Klaviyo endpoint): the dedupe view as JSON, no auth. */
 const RECORDED_PATH = '/api/events/_recorded';
 const JSON_API = 'application/vnd.api+json';
@@ -106,6 +119,8 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
   let events: KlaviyoRecordedEvent[] = [];
   let seen = new Set<string>();
   let profiles = new Map<string, KlaviyoProfileView>();
+  const seeded = new Set<string>((options.profiles ?? []).map((e) => e.trim().toLowerCase()));
+  let profileLookups = 0;
 
   const sendErrors = (res: ServerResponse, status: number, errors: KlaviyoErrorObject[], headers = {}) => {
     if (status === 429) throttled += 1;
@@ -241,8 +256,84 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     if (recorded) emitter.emit('event', recorded);
   }
 
+  /** Checks the key as for POST; true when it was refused (the 401 is sent). */
+  function refuseKey(req: IncomingMessage, res: ServerResponse): boolean {
+    const authorization = req.headers.authorization;
+    if (!authorization?.startsWith('Klaviyo-API-Key ')) {
+      sendErrors(res, 401, [
+        klaviyoError(
+          401,
+          'not_authenticated',
+          'Authentication credentials were not provided.',
+          'Missing private key.',
+        ),
+      ]);
+      return true;
+    }
+    if (authorization !== `Klaviyo-API-Key ${apiKey}`) {
+      sendErrors(res, 401, [
+        klaviyoError(
+          401,
+          'authentication_failed',
+          'Incorrect authentication credentials.',
+          'Invalid private key.',
+        ),
+      ]);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * `GET /api/profiles?filter=equals(email,"…")`: Klaviyo's Get Profiles, for the one filter the
+   * bridge uses. Finds profiles events created and seeded ones, case-insensitively, as JSON:API.
+   */
+  async function handleProfiles(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: RunningServer,
+  ): Promise<void> {
+    req.resume();
+    if (latencyMs > 0) await server.delay(latencyMs);
+    if (refuseKey(req, res)) return;
+    const revision = checkRevision(header(req, 'revision'), options.revisionMin);
+    if (!revision.ok) return sendErrors(res, 400, [revision.error]);
+    const url = new URL(req.url ?? '/', 'http://stand-in.invalid');
+    const match = EMAIL_FILTER.exec(url.searchParams.get('filter') ?? '');
+    if (!match) {
+      return sendErrors(res, 400, [
+        klaviyoError(
+          400,
+          'invalid',
+          'Invalid input.',
+          'This stand-in supports filter=equals(email,"…") only.',
+          {
+            parameter: 'filter',
+          },
+        ),
+      ]);
+    }
+    const email = (match[1] ?? '').replace(/\\(.)/g, '$1').trim().toLowerCase();
+    profileLookups += 1;
+    const known = seeded.has(email) || profiles.has(email);
+    const id = `01${createHash('sha256').update(email).digest('hex').slice(0, 24).toUpperCase()}`;
+    sendJson(
+      res,
+      200,
+      {
+        data: known
+          ? [{ type: 'profile', id, attributes: { email }, links: { self: `/api/profiles/${id}/` } }]
+          : [],
+        links: { self: req.url ?? PROFILES_PATH, next: null, prev: null },
+      },
+      {},
+      JSON_API,
+    );
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, server: RunningServer): Promise<void> {
     const path = pathOf(req);
+    if (path === PROFILES_PATH && req.method === 'GET') return handleProfiles(req, res, server);
     if (path === RECORDED_PATH && req.method === 'GET') {
       req.resume();
       return sendJson(res, 200, {
@@ -304,6 +395,12 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     },
     get throttled() {
       return throttled;
+    },
+    seedProfiles(...emails) {
+      for (const email of emails) seeded.add(email.trim().toLowerCase());
+    },
+    get profileLookups() {
+      return profileLookups;
     },
     profile(email) {
       return profiles.get(email.trim().toLowerCase());

@@ -8,7 +8,7 @@ export interface KlaviyoErrorObject {
   code: string;
   title: string;
   detail: string;
-  source: { pointer?: string; header?: string };
+  source: { pointer?: string; header?: string; parameter?: string };
   meta: Record<string, never>;
 }
 

@@ -179,9 +179,33 @@ describe('Klaviyo stand-in', () => {
   });
 
   it('answers 404 elsewhere and 405 for other methods on /api/events', async () => {
-    expect((await fetch(`${klaviyo.url}/api/profiles`)).status).toBe(404);
+    expect((await fetch(`${klaviyo.url}/api/lists`)).status).toBe(404);
     const get = await fetch(`${klaviyo.url}/api/events`);
     expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
+  });
+
+  it('GET /api/profiles: only equals(email,"…") (escapes included), with key and revision', async () => {
+    klaviyo.seedProfiles('we"ird@example.com');
+    const get = (
+      filter: string,
+      headers: Record<string, string> = { authorization: `Klaviyo-API-Key ${KEY}`, revision: '2026-07-15' },
+    ) => fetch(`${klaviyo.url}/api/profiles?filter=${encodeURIComponent(filter)}`, { headers });
+    const found = await get('equals(email,"WE\\"IRD@example.com")');
+    expect(found.status).toBe(200);
+    expect(found.headers.get('content-type')).toBe('application/vnd.api+json');
+    expect(
+      ((await found.json()) as { data: { attributes: { email: string } }[] }).data[0]?.attributes.email,
+    ).toBe('we"ird@example.com');
+    const bad = await get('any(email,["a@example.com"])');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { errors: { source: unknown }[] }).errors[0]?.source).toEqual({
+      parameter: 'filter',
+    });
+    expect((await get('equals(email,"a@example.com")', { revision: '2026-07-15' })).status).toBe(401);
+    expect(
+      (await get('equals(email,"a@example.com")', { authorization: `Klaviyo-API-Key ${KEY}` })).status,
+    ).toBe(400);
+    expect(klaviyo.profileLookups).toBe(1);
   });
 
   it('close() ends promptly even with a slow request in flight', async () => {
