@@ -8,7 +8,7 @@ import { freePort, sleep } from '@gk/testing';
 import { Redis } from 'ioredis';
 import { WEBHOOK_AUTH_HEADER, WEBHOOK_PASSWORD, WEBHOOK_USER } from './ingest-bench.js';
 import { SCRIPTS, startProcess } from './processes.js';
-import { type RedisMemoryBreakdown, redisMemoryBreakdown, usedMemory } from './redis-memory.js';
+import { type RedisMemoryBreakdown, redisMemoryBreakdown, usedMemory } from './redis-stats.js';
 import { type LatencySummary, round, summarize } from './stats.js';
 import { bridgeWorkerEnv } from './worker-bench.js';
 import { emailsOf, schedule, until } from './workload.js';

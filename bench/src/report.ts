@@ -115,6 +115,13 @@ export function rows(results: BenchResults, phaseErrors: Record<string, string>)
       ratio: x(worker.bridge.cpuMicrosPerDelivery / worker.baseline.cpuMicrosPerDelivery),
       goal: '',
     });
+    out.push({
+      figure: 'Redis server CPU per delivery (µs)',
+      value: n(worker.bridge.redisCpuMicrosPerDelivery),
+      baseline: n(worker.baseline.redisCpuMicrosPerDelivery),
+      ratio: x(worker.bridge.redisCpuMicrosPerDelivery / worker.baseline.redisCpuMicrosPerDelivery),
+      goal: '',
+    });
   }
   if (e2e) {
     const complete =

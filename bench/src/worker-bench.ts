@@ -1,6 +1,8 @@
 import type { GladlyStandIn, KlaviyoStandIn } from '@gk/stand-ins';
 import { freePort } from '@gk/testing';
+import { Redis } from 'ioredis';
 import { type BenchProcess, SCRIPTS, startProcess } from './processes.js';
+import { redisCpuMs } from './redis-stats.js';
 import { median, rateProfile, round } from './stats.js';
 import { GLADLY_TOKEN, GLADLY_USER, KLAVIYO_KEY, preloadDeliveries, until } from './workload.js';
 
@@ -11,6 +13,8 @@ export interface DrainResult {
   rounds: number[];
   /** CPU time of the worker process per delivery, from its first POST to its last (µs). */
   cpuMicrosPerDelivery: number;
+  /** Redis server CPU time per delivery, from the worker's start to the end of the drain (µs). */
+  redisCpuMicrosPerDelivery: number;
 }
 
 export interface WorkerBenchResult {
@@ -59,52 +63,60 @@ export function bridgeWorkerEnv(
  * the first POST of a round to its last, so process start-up is not counted.
  */
 export async function benchWorker(options: WorkerBenchOptions): Promise<WorkerBenchResult> {
-  type Totals = { n: number; seconds: number; cpuMs: number; rounds: number[] };
+  type Totals = { n: number; seconds: number; cpuMs: number; redisCpuMs: number; rounds: number[] };
   const totals: Record<'baseline' | 'bridge', Totals> = {
-    baseline: { n: 0, seconds: 0, cpuMs: 0, rounds: [] },
-    bridge: { n: 0, seconds: 0, cpuMs: 0, rounds: [] },
+    baseline: { n: 0, seconds: 0, cpuMs: 0, redisCpuMs: 0, rounds: [] },
+    bridge: { n: 0, seconds: 0, cpuMs: 0, redisCpuMs: 0, rounds: [] },
   };
   let workerPeakRssBytes: number | null = null;
-  for (let r = 0; r < options.rounds; r += 1) {
-    for (const kind of ['baseline', 'bridge'] as const) {
-      const prefix = `bench-wr-${kind}-${r}`;
-      options.klaviyo.reset();
-      await preloadDeliveries(options.redisUrl, prefix, `wr${r}${kind}`, options.deliveries);
-      const port = await freePort();
-      const proc = await startWorkerProcess(kind, r, prefix, port, options);
-      // CPU from the first POST on, so start-up (module loading, connecting) is not counted.
-      let cpuAtFirst: number | null = null;
-      const onFirst = () => {
-        cpuAtFirst = proc.cpuMs();
-        options.klaviyo.off('event', onFirst);
-      };
-      options.klaviyo.on('event', onFirst);
-      let cpuAtLast: number | null = null;
-      try {
-        await until(() => options.klaviyo.accepted >= options.deliveries, 180_000, `${kind} to drain`);
-        cpuAtLast = proc.cpuMs();
-      } finally {
-        options.klaviyo.off('event', onFirst);
-        if (kind === 'bridge')
-          workerPeakRssBytes = Math.max(workerPeakRssBytes ?? 0, proc.peakRssBytes() ?? 0);
-        await proc.stop();
+  const admin = new Redis(options.redisUrl);
+  try {
+    for (let r = 0; r < options.rounds; r += 1) {
+      for (const kind of ['baseline', 'bridge'] as const) {
+        const prefix = `bench-wr-${kind}-${r}`;
+        options.klaviyo.reset();
+        await preloadDeliveries(options.redisUrl, prefix, `wr${r}${kind}`, options.deliveries);
+        const port = await freePort();
+        const redisCpuBefore = await redisCpuMs(admin);
+        const proc = await startWorkerProcess(kind, r, prefix, port, options);
+        // CPU from the first POST on, so start-up (module loading, connecting) is not counted.
+        let cpuAtFirst: number | null = null;
+        const onFirst = () => {
+          cpuAtFirst = proc.cpuMs();
+          options.klaviyo.off('event', onFirst);
+        };
+        options.klaviyo.on('event', onFirst);
+        let cpuAtLast: number | null = null;
+        try {
+          await until(() => options.klaviyo.accepted >= options.deliveries, 180_000, `${kind} to drain`);
+          cpuAtLast = proc.cpuMs();
+          totals[kind].redisCpuMs += (await redisCpuMs(admin)) - redisCpuBefore;
+        } finally {
+          options.klaviyo.off('event', onFirst);
+          if (kind === 'bridge')
+            workerPeakRssBytes = Math.max(workerPeakRssBytes ?? 0, proc.peakRssBytes() ?? 0);
+          await proc.stop();
+        }
+        if (options.klaviyo.posts !== options.klaviyo.accepted) {
+          throw new Error(
+            `${kind}: ${options.klaviyo.posts - options.klaviyo.accepted} POSTs were not answered 202`,
+          );
+        }
+        const profile = rateProfile(options.klaviyo.requestTimes);
+        totals[kind].n += options.deliveries - 1;
+        totals[kind].seconds += profile.seconds;
+        totals[kind].cpuMs += (cpuAtLast ?? Number.NaN) - (cpuAtFirst ?? Number.NaN);
+        totals[kind].rounds.push(round(profile.meanPerSecond, 1));
       }
-      if (options.klaviyo.posts !== options.klaviyo.accepted) {
-        throw new Error(
-          `${kind}: ${options.klaviyo.posts - options.klaviyo.accepted} POSTs were not answered 202`,
-        );
-      }
-      const profile = rateProfile(options.klaviyo.requestTimes);
-      totals[kind].n += options.deliveries - 1;
-      totals[kind].seconds += profile.seconds;
-      totals[kind].cpuMs += (cpuAtLast ?? Number.NaN) - (cpuAtFirst ?? Number.NaN);
-      totals[kind].rounds.push(round(profile.meanPerSecond, 1));
     }
+  } finally {
+    admin.disconnect();
   }
   const drain = (t: Totals): DrainResult => ({
     deliveriesPerSecond: round(t.n / t.seconds, 1),
     rounds: t.rounds,
     cpuMicrosPerDelivery: round((t.cpuMs * 1000) / t.n, 0),
+    redisCpuMicrosPerDelivery: round((t.redisCpuMs * 1000) / (options.deliveries * options.rounds), 0),
   });
   const roundRatios = totals.bridge.rounds.map((b, i) =>
     round(b / (totals.baseline.rounds[i] ?? Number.NaN), 3),

@@ -10,6 +10,17 @@ export async function usedMemory(redis: Redis): Promise<number> {
   return Number(match[1]);
 }
 
+/** Redis server CPU time so far (used_cpu_user + used_cpu_sys from INFO cpu), in ms. */
+export async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => {
+    const match = new RegExp(`^${name}:([\\d.]+)\\r?$`, 'm').exec(info);
+    if (!match?.[1]) throw new Error(`INFO cpu has no ${name}`);
+    return Number(match[1]);
+  };
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
+}
+
 export interface RetainedBytes {
   /** How many such keys were found. */
   count: number;
