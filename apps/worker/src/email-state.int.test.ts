@@ -1,16 +1,32 @@
 import { createWorkerConnection, type RedisConnection } from '@gk/queue';
-import { type RedisServer, sleep, startRedisServer, uniquePrefix } from '@gk/testing';
+import {
+  type RedisCluster,
+  type RedisServer,
+  sleep,
+  startRedisCluster,
+  startRedisServer,
+  testClusterNodes,
+  uniquePrefix,
+} from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmailState } from './email-state.js';
 
-// Its own server: one test flushes the script cache, which must not touch other test files.
-let redis: RedisServer;
+// Its own server (its own cluster on a cluster run: REDIS_CLUSTER_NODES set): one test flushes
+// the script cache, which must not touch other test files.
+let redis: RedisServer | RedisCluster;
 let connection: RedisConnection;
 let state: EmailState;
 
 beforeAll(async () => {
-  redis = await startRedisServer({ appendonly: false });
-  connection = createWorkerConnection({ url: redis.url }, 'email-state-test');
+  if (testClusterNodes().length > 0) {
+    const cluster = await startRedisCluster();
+    redis = cluster;
+    connection = createWorkerConnection(cluster.target, 'email-state-test');
+  } else {
+    const server = await startRedisServer({ appendonly: false });
+    redis = server;
+    connection = createWorkerConnection({ url: server.url }, 'email-state-test');
+  }
   state = new EmailState(connection, { prefix: uniquePrefix('email-state'), leaseMs: 300 });
 });
 
@@ -18,6 +34,12 @@ afterAll(async () => {
   await connection?.quit();
   await redis?.stop();
 });
+
+/** Makes every server forget its scripts (each master of a cluster). */
+async function flushScripts() {
+  const nodes = 'nodes' in connection ? connection.nodes('master') : [connection];
+  await Promise.all(nodes.map((node) => node.script('FLUSH')));
+}
 
 let n = 0;
 const freshEmail = () => {
@@ -91,9 +113,9 @@ describe('EmailState', () => {
 
   it('loads its scripts again after the server forgot them', async () => {
     const email = freshEmail();
-    await connection.script('FLUSH');
+    await flushScripts();
     expect((await state.acquire(email, 'job-1')).acquired).toBe(true);
-    await connection.script('FLUSH');
+    await flushScripts();
     await state.markAppliedAndRelease(email, 'job-1', mark('2026-11-20T14:00:00.000Z', 'evt-1'));
     expect(await state.newestApplied(email)).toEqual(mark('2026-11-20T14:00:00.000Z', 'evt-1'));
   });
