@@ -31,8 +31,24 @@ export function createQueues(connection: RedisConnection, prefix: string): Bridg
   };
 }
 
-export async function closeQueues(queues: BridgeQueues): Promise<void> {
-  await Promise.allSettled(Object.values(queues).map((queue) => queue.close()));
+/**
+ * Closes every queue. A queue still opening (BullMQ checks the server version as it opens) is
+ * given a moment to finish first: on a Redis Cluster, quitting the connection under that check
+ * aborts it with an error no one can catch, which would crash a short-lived CLI on its way out.
+ */
+export async function closeQueues(queues: BridgeQueues, openingTimeoutMs = 2_000): Promise<void> {
+  await Promise.allSettled(
+    Object.values(queues).map(async (queue) => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, openingTimeoutMs);
+        timer.unref();
+      });
+      await Promise.race([queue.waitUntilReady().catch(() => {}), timeout]);
+      clearTimeout(timer);
+      await queue.close();
+    }),
+  );
 }
 
 /** The queue of a name (for tools that take a queue name from the operator). */

@@ -134,9 +134,6 @@ export async function runJobsCli(
       return EXIT.failed;
     }
     queues = createQueues(connection, queuePrefix(config.QUEUE_PREFIX, cluster));
-    // BullMQ checks the server version as a queue opens; on a cluster, quitting while that check
-    // is in flight aborts it with an unhandled error, so let it finish first.
-    await Promise.all(Object.values(queues).map((q) => q.waitUntilReady()));
     return await execute(command, queues, io);
   } catch (err) {
     io.stderr(`gk-jobs: ${(err as Error).message}\n`);
