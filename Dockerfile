@@ -13,6 +13,8 @@ FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=node:node /app /app
+# The ingest's spool (docker-compose.yml mounts a volume here): writable by the node user.
+RUN mkdir -p /app/.data/spool && chown -R node:node /app/.data
 USER node
 EXPOSE 3000 3001 4010
 CMD ["node", "apps/ingest/dist/main.js"]
