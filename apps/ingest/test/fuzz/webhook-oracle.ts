@@ -2,8 +2,8 @@
  * What `POST /webhooks/gladly` must answer for a request, written from the contract (DESIGN.md,
  * README "Endpoints") and not from the app's code: checks in the documented order (credentials,
  * media type, body size, JSON, payload), fields trimmed, ids and customer/conversation ids 1–200
- * characters, timestamps RFC 3339 with seconds and an offset (checked for transitions; a PING or an
- * ignored type needs only its id and type). The fuzz test compares the real
+ * characters, timestamps RFC 3339 with seconds and an offset (checked for the types the bridge
+ * stores, transitions and customer changes; a PING or an ignored type needs only its id and type). The fuzz test compares the real
  * app's answers and stored jobs with it.
  */
 
@@ -13,12 +13,15 @@ export const TRANSITION_TYPES = new Set([
   'CONVERSATION/REOPENED',
   'CONVERSATION/CLOSED',
 ]);
+/** Customer webhooks the worker's lookup cache listens to; a merge names two customers. */
+export const CUSTOMER_PROFILE_TYPES = new Set(['CUSTOMER_PROFILE/UPDATED', 'CUSTOMER_PROFILE/DELETED']);
+export const CUSTOMER_MERGED_TYPES = new Set(['CUSTOMER/MERGED', 'CUSTOMER_PROFILE/MERGED']);
 
 export type Expected =
   | { status: 401 | 413 | 415 | 400 }
   | { status: 200; outcome: 'pong' | 'ignored' }
-  /** A transition: stored as a job (200 accepted or duplicate), or 503 when Redis is down. */
-  | { status: 200; outcome: 'stored'; eventId: string };
+  /** Stored as a job in `queue` (200 accepted or duplicate), or 503 when Redis is down. */
+  | { status: 200; outcome: 'stored'; queue: 'transitions' | 'customer-changes'; eventId: string };
 
 export interface OracleRequest {
   credentialsValid: boolean;
@@ -60,7 +63,10 @@ export function expectedAnswer(req: OracleRequest): Expected {
   // A PING must get its 200 or Gladly keeps the webhook off; other types are acknowledged so
   // Gladly never disables the webhook over them: only id and type matter for those.
   if (type === 'PING') return { status: 200, outcome: 'pong' };
-  if (!TRANSITION_TYPES.has(type)) return { status: 200, outcome: 'ignored' };
+  const transition = TRANSITION_TYPES.has(type);
+  const profile = CUSTOMER_PROFILE_TYPES.has(type);
+  const merged = CUSTOMER_MERGED_TYPES.has(type);
+  if (!transition && !profile && !merged) return { status: 200, outcome: 'ignored' };
   if (!isTimestamp(body.timestamp)) return { status: 400 };
   const initiator = body.initiator;
   if (initiator !== undefined) {
@@ -70,9 +76,18 @@ export function expectedAnswer(req: OracleRequest): Expected {
   }
   const content = body.content;
   if (!isRecord(content)) return { status: 400 };
-  if (boundedString(content.customerId) === null || boundedString(content.conversationId) === null)
-    return { status: 400 };
-  return { status: 200, outcome: 'stored', eventId: id };
+  const ids = transition
+    ? [content.customerId, content.conversationId]
+    : profile
+      ? [content.customerId]
+      : [content.sourceCustomerId, content.destinationCustomerId];
+  if (ids.some((v) => boundedString(v) === null)) return { status: 400 };
+  if (merged) {
+    for (const key of ['sourceConversationId', 'destinationConversationId'])
+      if (content[key] !== undefined && typeof content[key] !== 'string') return { status: 400 };
+  }
+  const queue = transition ? 'transitions' : 'customer-changes';
+  return { status: 200, outcome: 'stored', queue, eventId: id };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -3,7 +3,8 @@
  * ingest (`node apps/ingest/dist/main.js`) and a real redis-server: arbitrary bytes, JSON shapes,
  * headers, content types, encodings and sizes, with and without valid credentials. Every answer
  * must be the one the contract gives (webhook-oracle.ts): never a 5xx, except 503 while Redis is
- * down; a job exactly for each valid transition sent with valid credentials, for nothing else;
+ * down (with the spool off: spool.int.test.ts covers it); a job exactly for each valid transition
+ * or customer change sent with valid credentials, for nothing else;
  * the process never crashes or hangs; no answer and no log line holds a secret.
  *
  * FUZZ_RUNS sets the number of requests while Redis is up (default 5000; a quarter as many while
@@ -13,7 +14,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { closeQueues, createProducerConnection, createQueues, transitionJobId } from '@gk/queue';
+import {
+  closeQueues,
+  createProducerConnection,
+  createQueues,
+  customerChangeJobId,
+  transitionJobId,
+} from '@gk/queue';
 import {
   findLogLeaks,
   freePort,
@@ -25,7 +32,14 @@ import {
 } from '@gk/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BODY_LIMIT_BYTES, type Expected, expectedAnswer, TRANSITION_TYPES } from './webhook-oracle.js';
+import {
+  BODY_LIMIT_BYTES,
+  CUSTOMER_MERGED_TYPES,
+  CUSTOMER_PROFILE_TYPES,
+  type Expected,
+  expectedAnswer,
+  TRANSITION_TYPES,
+} from './webhook-oracle.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const REPORT =
@@ -258,8 +272,10 @@ const idString = fc.oneof(
   { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9]{1,10}$/).map((s) => `  ${s}\t`) },
 );
 const transitionType = fc.constantFrom(...TRANSITION_TYPES);
+const customerChangeType = fc.constantFrom(...CUSTOMER_PROFILE_TYPES, ...CUSTOMER_MERGED_TYPES);
 const anyType = fc.oneof(
   { weight: 6, arbitrary: transitionType },
+  { weight: 2, arbitrary: customerChangeType },
   {
     weight: 1,
     arbitrary: fc.constantFrom(
@@ -267,6 +283,7 @@ const anyType = fc.oneof(
       'CONVERSATION_STATUS/UPDATED',
       'CUSTOMER/UPDATED',
       ' CONVERSATION/CLOSED ',
+      'customer/merged',
       'conversation/created',
     ),
   },
@@ -299,6 +316,38 @@ const validEvent = fc.record(
   { requiredKeys: ['id', 'type', 'timestamp', 'content'] },
 );
 
+/** A customer webhook as Gladly sends it: a profile updated or deleted, or two customers merged. */
+const validCustomerEvent = fc.oneof(
+  fc.record({
+    id: gladlyId,
+    type: fc.constantFrom(...CUSTOMER_PROFILE_TYPES),
+    timestamp: isoDate,
+    content: fc.record({ customerId: gladlyId }),
+  }),
+  fc.record(
+    {
+      id: gladlyId,
+      type: fc.constantFrom(...CUSTOMER_MERGED_TYPES),
+      timestamp: isoDate,
+      initiator: fc.record({ id: gladlyId, type: fc.constant('AGENT') }),
+      content: fc.record(
+        {
+          sourceCustomerId: gladlyId,
+          destinationCustomerId: gladlyId,
+          sourceConversationId: gladlyId,
+          destinationConversationId: gladlyId,
+        },
+        { requiredKeys: ['sourceCustomerId', 'destinationCustomerId'] },
+      ),
+    },
+    { requiredKeys: ['id', 'type', 'timestamp', 'content'] },
+  ),
+);
+const anyValidEvent = fc.oneof(
+  { weight: 3, arbitrary: validEvent },
+  { weight: 1, arbitrary: validCustomerEvent },
+);
+
 /** One field of a valid event removed or replaced by something else (maybe still valid). */
 const FIELDS = [
   'id',
@@ -309,11 +358,13 @@ const FIELDS = [
   'content.customerId',
   'content.conversationId',
   'content.context',
+  'content.sourceCustomerId',
+  'content.destinationConversationId',
   'initiator.id',
 ] as const;
 const replacement = fc.oneof(idString, anyType, timestamp, fc.jsonValue({ maxDepth: 2 }));
 const mutatedEvent = fc
-  .tuple(validEvent, fc.constantFrom(...FIELDS), fc.option(replacement, { freq: 4 }))
+  .tuple(anyValidEvent, fc.constantFrom(...FIELDS), fc.option(replacement, { freq: 4 }))
   .map(([event, field, value]) => {
     const copy = structuredClone(event) as Record<string, unknown>;
     const [head, tail] = field.split('.') as [string, string | undefined];
@@ -360,7 +411,8 @@ const padded = fc
   });
 
 const bodies: fc.Arbitrary<Body> = fc.oneof(
-  { weight: 6, arbitrary: validEvent.map(json('event')) },
+  { weight: 5, arbitrary: validEvent.map(json('event')) },
+  { weight: 2, arbitrary: validCustomerEvent.map(json('customer-event')) },
   { weight: 6, arbitrary: mutatedEvent.map(json('mutated-event')) },
   { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 4 }).map(json('json-value')) },
   {
@@ -481,18 +533,22 @@ function expectedFor(r: FuzzRequest): Expected {
   });
 }
 
+const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
+
+/** Jobs in every queue (no worker runs here, so they stay where the ingest put them). */
 async function jobCount(): Promise<number> {
-  const counts = await queues.transitions.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
-  return Object.values(counts).reduce((n, c) => n + c, 0);
+  const all: Record<string, number>[] = await Promise.all(
+    Object.values(queues).map((q) => q.getJobCounts(...STATES)),
+  );
+  return all.flatMap((c) => Object.values(c)).reduce((n, c) => n + c, 0);
 }
 
+/** `queue|event id` of every job in every queue. */
 async function storedEventIds(): Promise<Set<string>> {
-  const jobs = await queues.transitions.getJobs(
-    ['waiting', 'active', 'delayed', 'completed', 'failed'],
-    0,
-    -1,
-  );
-  return new Set(jobs.map((j) => j.data.eventId));
+  const ids = new Set<string>();
+  for (const queue of Object.values(queues))
+    for (const job of await queue.getJobs([...STATES], 0, -1)) ids.add(`${queue.name}|${job.data.eventId}`);
+  return ids;
 }
 
 const alive = () => ingest.child.exitCode === null && ingest.child.signalCode === null;
@@ -521,7 +577,7 @@ describe('fuzzing POST /webhooks/gladly on the built ingest', () => {
   const stored = new Set<string>();
   let unauthorizedBody: string | undefined;
 
-  it('answers every request as the contract says, and stores exactly the valid transitions', async () => {
+  it('answers every request as the contract says, and stores exactly the valid events', async () => {
     await fc.assert(
       fc.asyncProperty(fuzzRequest, async (r) => {
         const expected = expectedFor(r);
@@ -546,9 +602,13 @@ describe('fuzzing POST /webhooks/gladly on the built ingest', () => {
         } else if (expected.status === 200) {
           const body = JSON.parse(answer.body) as { status: string; id: string };
           if (expected.outcome === 'stored') {
-            expect(body.status).toBe(stored.has(expected.eventId) ? 'duplicate' : 'accepted');
-            stored.add(expected.eventId);
-            const job = await queues.transitions.getJob(transitionJobId(expected.eventId));
+            const key = `${expected.queue}|${expected.eventId}`;
+            expect(body.status).toBe(stored.has(key) ? 'duplicate' : 'accepted');
+            stored.add(key);
+            const job =
+              expected.queue === 'transitions'
+                ? await queues.transitions.getJob(transitionJobId(expected.eventId))
+                : await queues.customerChanges.getJob(customerChangeJobId(expected.eventId));
             expect(job?.data.eventId).toBe(expected.eventId);
           } else expect(body.status).toBe(expected.outcome);
         } else {
@@ -561,10 +621,12 @@ describe('fuzzing POST /webhooks/gladly on the built ingest', () => {
     );
     expect(await storedEventIds()).toEqual(stored);
     report.redisUp.jobsStored = stored.size;
-    expect(stored.size, 'some valid transitions were generated').toBeGreaterThan(RUNS / 20);
+    expect(stored.size, 'some valid events were generated').toBeGreaterThan(RUNS / 20);
+    const customerChanges = [...stored].filter((k) => k.startsWith('customer-changes|')).length;
+    expect(customerChanges, 'some customer changes among them').toBeGreaterThan(RUNS / 200);
   });
 
-  it('while Redis is down: 503 with Retry-After for a valid transition, the same 4xx as ever for the rest', async () => {
+  it('while Redis is down: 503 with Retry-After for a valid event, the same 4xx as ever for the rest', async () => {
     await redis.kill();
     try {
       await fc.assert(

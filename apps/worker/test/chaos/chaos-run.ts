@@ -14,7 +14,7 @@ import { findLogLeaks, sleep, waitFor } from '@gk/testing';
 import type { Job } from 'bullmq';
 import { createGladlySender, type SenderStats } from '../system/gladly-sender.js';
 import { createRandom, type Random } from '../system/random.js';
-import { STACK_SECRETS, type Stack, startStack } from '../system/stack.js';
+import { STACK_SECRETS, type Stack, type StackMonitor, startStack } from '../system/stack.js';
 
 export const PROP = 'In Gladly Conversation';
 const METRIC = { started: 'started conversation in Gladly', closed: 'closed conversation in Gladly' };
@@ -39,6 +39,8 @@ export interface ChaosOptions {
   /** Longer than the workers' job lock, so a frozen worker's jobs stall and move. */
   freezeMs: number;
   redisKills: number;
+  /** SIGSTOP of Redis for redisDownMs: a hung Redis (the ingest spools what it cannot store). */
+  redisFreezes: number;
   redisDownMs: number;
   ingestRestarts: number;
   ingestKills: number;
@@ -71,7 +73,7 @@ interface Customer {
 
 export interface ChaosAction {
   atMs: number;
-  kind: 'worker-kill' | 'worker-freeze' | 'redis-kill' | 'ingest-restart' | 'ingest-kill';
+  kind: 'worker-kill' | 'worker-freeze' | 'redis-kill' | 'redis-freeze' | 'ingest-restart' | 'ingest-kill';
 }
 
 export interface ChaosResult {
@@ -101,7 +103,7 @@ export interface ChaosResult {
     }[];
     profiles: Map<string, Record<string, unknown>>;
   };
-  counts: { transitions: Record<string, number>; deliveries: Record<string, number>; idle: boolean };
+  counts: Awaited<ReturnType<StackMonitor['counts']>>;
   transitionJobs: { eventId: string; state: 'completed' | 'failed'; reason?: string }[];
   deliveryJobs: { eventId: string; email: string; state: 'completed' | 'failed'; reason?: string }[];
   output: string;
@@ -202,6 +204,7 @@ function makeSchedule(random: Random, o: ChaosOptions): ChaosAction[] {
   add('worker-kill', o.workerKills);
   add('worker-freeze', o.workerFreezes);
   add('redis-kill', o.redisKills);
+  add('redis-freeze', o.redisFreezes);
   add('ingest-restart', o.ingestRestarts);
   add('ingest-kill', o.ingestKills);
   return actions.sort((a, b) => a.atMs - b.atMs);
@@ -298,6 +301,8 @@ async function drive(
     authorization: stack.webhookAuthorization,
     random,
     redeliverChance: 0.15,
+    // Outages here last seconds: a webhook still refused after this long is a finding, not a wait.
+    giveUpAfterMs: 30_000,
   });
 
   const started = Date.now();
@@ -333,13 +338,15 @@ async function drive(
   }, o.gladlyFaultEveryMs);
 
   // Senders: burst i is due at i/n of the window; a burst's webhooks go out together or one by one.
+  // Bursts not started by the deadline are not sent (and show up as never accepted).
   const accepted = new Set<string>();
+  const sendDeadline = o.durationMs * 1.5 + 30_000;
   let nextBurst = 0;
   const lane = async () => {
     for (;;) {
       const i = nextBurst++;
       const burst = bursts[i];
-      if (!burst) return;
+      if (!burst || elapsed() > sendDeadline) return;
       const due = (i / bursts.length) * o.durationMs;
       if (due > elapsed()) await sleep(due - elapsed());
       const send = async (w: PlannedWebhook) => {
@@ -365,11 +372,17 @@ async function drive(
         case 'redis-kill':
           await stack.killRedis(o.redisDownMs);
           break;
+        case 'redis-freeze':
+          await stack.freezeRedis(o.redisDownMs);
+          break;
         case 'ingest-restart':
           await stack.restartIngest('graceful');
           break;
         case 'ingest-kill':
-          await stack.restartIngest('kill');
+          // While Redis hangs, webhooks wait in the ingest for their store to be acknowledged:
+          // kill -9 it then, and every one of them must be retried by the sender, none lost.
+          await stack.freezeRedis(800, () => stack.stopIngest('kill'));
+          await stack.startIngest();
           break;
       }
       actions.push({ kind: action.kind, atMs: at, tookMs: elapsed() - at });
@@ -400,6 +413,7 @@ async function drive(
     faults.workerKills = actions.filter((a) => a.kind === 'worker-kill').length;
     faults.workerFreezes = actions.filter((a) => a.kind === 'worker-freeze').length;
     faults.redisKills = actions.filter((a) => a.kind === 'redis-kill').length;
+    faults.redisFreezes = actions.filter((a) => a.kind === 'redis-freeze').length;
     faults.ingestRestarts = actions.filter((a) => a.kind === 'ingest-restart').length;
     faults.ingestKills = actions.filter((a) => a.kind === 'ingest-kill').length;
 
@@ -466,7 +480,6 @@ export function findViolations(r: ChaosResult): string[] {
     const n = (seen.get(kind) ?? 0) + 1;
     seen.set(kind, n);
     if (n <= 5) out.push(`${kind}: ${message}`);
-    else if (n === 6) out.push(`${kind}: … and more`);
   };
   const pair = (eventId: string, email: string) => `${eventId} ${email.trim().toLowerCase()}`;
 
@@ -490,8 +503,11 @@ export function findViolations(r: ChaosResult): string[] {
     add('failed transition', `${j.eventId}: ${j.reason}`);
   for (const j of failed)
     if (!/^klaviyo 400/.test(j.reason ?? '')) add('failed delivery', `${j.eventId}: ${j.reason}`);
+  // A 400 served to a worker that was then killed or frozen before it could fail the job is
+  // rescued: the job runs again and is delivered. So: at most one failed delivery per 400 served,
+  // and at least one unless every 400 was rescued (one kill or freeze in the right millisecond each).
   const served400 = r.faults.klaviyo400 ?? 0;
-  if (failed.length !== served400)
+  if (failed.length > served400 || (served400 > 1 && failed.length === 0))
     add('failed set', `${failed.length} failed deliveries, but ${served400} Klaviyo 400s were served`);
   const failedPairs = new Set(failed.map((j) => pair(j.eventId, j.email)));
 
@@ -571,6 +587,7 @@ export function findViolations(r: ChaosResult): string[] {
   r.exitCodes.forEach((code, i) => {
     if (code !== 0) add('shutdown', `${i === 0 ? 'ingest' : `worker ${i}`} exited ${code} on SIGTERM`);
   });
+  for (const [kind, n] of seen) if (n > 5) out.push(`${kind}: … ${n} in all`);
   return out;
 }
 
@@ -645,7 +662,7 @@ export function chaosReport(r: ChaosResult, violations: string[]): ChaosReport {
       deliveriesFailedPermanently: failed.length,
     },
     lost,
-    stuck: pending(r.counts.transitions) + pending(r.counts.deliveries),
+    stuck: pending(r.counts.transitions) + pending(r.counts.deliveries) + pending(r.counts.customerChanges),
     violations,
   };
 }

@@ -17,6 +17,7 @@ const options: ChaosOptions = {
   workerFreezes: 1,
   freezeMs: 3_000,
   redisKills: 1,
+  redisFreezes: 1,
   redisDownMs: 1_500,
   ingestRestarts: 1,
   ingestKills: 1,
@@ -34,5 +35,5 @@ describe('chaos (short): built ingest + two workers under faults, kills and rest
       `chaos-short report (seed ${options.seed}): ${JSON.stringify(chaosReport(result, violations))}`,
     );
     expect(violations).toEqual([]);
-  }, 150_000);
+  }, 180_000);
 });

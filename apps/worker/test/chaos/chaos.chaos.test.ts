@@ -22,6 +22,7 @@ const options: ChaosOptions = {
   workerFreezes: 3,
   freezeMs: 3_500,
   redisKills: 1,
+  redisFreezes: 1,
   redisDownMs: 2_000,
   ingestRestarts: 1,
   ingestKills: 1,
@@ -52,6 +53,7 @@ describe('chaos: built ingest + two workers under upstream faults, kills, freeze
       expect(report.faults.workerKills).toBe(options.workerKills);
       expect(report.faults.redisKills).toBe(options.redisKills);
     },
-    durationMs + options.drainTimeoutMs + 120_000,
+    // Sending (at most 1.5× the window + 30 s), draining, then starting and stopping services.
+    durationMs * 1.5 + 30_000 + options.drainTimeoutMs + 120_000,
   );
 });

@@ -4,6 +4,9 @@
  * (`apps/ingest/dist/main.js`) and N built workers (`apps/worker/dist/main.js`), each a child
  * process that can be killed (-9), frozen (SIGSTOP) or restarted mid-run.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type BridgeQueues,
@@ -26,6 +29,7 @@ import {
   startRedisServer,
   startServiceProcess,
 } from '@gk/testing';
+import { Redis } from 'ioredis';
 import { GLADLY_TOKEN, GLADLY_USER, KLAVIYO_KEY } from '../harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../worker-process.js';
 
@@ -38,6 +42,21 @@ export const ADMIN_USER = 'ops';
 export const ADMIN_PASSWORD = 'stack-admin-pw-5b8e10';
 
 const basic = (user: string, password: string) => Buffer.from(`${user}:${password}`).toString('base64');
+
+/** Graceful shutdown is bounded (10 s ingest, 25 s worker): past that, kill -9 and say null. */
+const STOP_TIMEOUT_MS = 30_000;
+
+async function stopWithin(proc: ServiceProcess): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), STOP_TIMEOUT_MS);
+  });
+  const code = await Promise.race([proc.stop(), late]);
+  clearTimeout(timer);
+  if (code !== 'late') return code;
+  await proc.kill();
+  return null;
+}
 
 /** Every secret the stack is configured with, as given and as it travels (base64 in Basic auth). */
 export const STACK_SECRETS: readonly string[] = [
@@ -63,10 +82,11 @@ export interface StackOptions {
 export interface StackMonitor {
   queues: BridgeQueues;
   connection: RedisConnection;
-  /** Jobs per state for both queues, and whether every non-final state is empty. */
+  /** Jobs per state for each queue, and whether every non-final state of every queue is empty. */
   counts(): Promise<{
     transitions: Record<string, number>;
     deliveries: Record<string, number>;
+    customerChanges: Record<string, number>;
     idle: boolean;
   }>;
   close(): Promise<void>;
@@ -98,12 +118,21 @@ export interface Stack {
   freezeWorker(ms: number, index?: number): Promise<void>;
   /** A new ingest on the same port, after SIGTERM (`graceful`) or kill -9 (`kill`). */
   restartIngest(how: 'graceful' | 'kill'): Promise<void>;
+  /** SIGTERM (and wait for exit 0) or kill -9 of the ingest, without starting a new one. */
+  stopIngest(how: 'graceful' | 'kill'): Promise<void>;
+  /** A new ingest on the same port and spool (after stopIngest). */
+  startIngest(): Promise<void>;
   /** kill -9 of Redis, `downMs` of outage, then a restart from its AOF. */
   killRedis(downMs: number): Promise<void>;
+  /**
+   * SIGSTOP of redis-server for `ms` (a hung Redis: connections stay open, nothing answers), then
+   * SIGCONT. `during` runs while it is stopped, after `ms`.
+   */
+  freezeRedis(ms: number, during?: () => Promise<void>): Promise<void>;
   monitor(): StackMonitor;
   /** Everything every process of the stack wrote so far, killed ones included. */
   output(): string;
-  /** SIGTERM to every service; the exit codes, ingest first. */
+  /** SIGTERM to every service; the exit codes, ingest first (null: still running after 30 s). */
   stopServices(): Promise<(number | null)[]>;
   close(): Promise<void>;
 }
@@ -116,6 +145,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const port = await freePort();
   const ingestUrl = `http://127.0.0.1:${port}`;
   const started: ServiceProcess[] = [];
+  const spoolDir = mkdtempSync(join(tmpdir(), 'gk-stack-spool-'));
 
   const ingestEnv = {
     REDIS_URL: redis.url,
@@ -127,6 +157,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     ADMIN_USERNAME: ADMIN_USER,
     ADMIN_PASSWORD,
     LOG_LEVEL: logLevel,
+    // The spool (webhooks Redis did not store, relayed once it answers) outlives an ingest restart.
+    INGEST_SPOOL_PATH: join(spoolDir, 'ingest.spool'),
   };
   const workerEnv = {
     REDIS_URL: redis.url,
@@ -156,6 +188,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
 
   let ingest = await startIngest();
+  const stopIngest = async (how: 'graceful' | 'kill') => {
+    if (how === 'graceful') {
+      const code = await stopWithin(ingest);
+      if (code !== 0) throw new Error(`the ingest exited ${code} on SIGTERM`);
+    } else await ingest.kill();
+  };
   const workers: WorkerProcess[] = [];
   for (let i = 0; i < options.workers; i++) workers.push(await startWorker());
 
@@ -185,10 +223,26 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await sleep(ms);
       victim.child.kill('SIGCONT');
     },
-    async restartIngest(how) {
-      if (how === 'graceful') await ingest.stop();
-      else await ingest.kill();
+    stopIngest,
+    async startIngest() {
       ingest = await startIngest();
+    },
+    async restartIngest(how) {
+      await stopIngest(how);
+      ingest = await startIngest();
+    },
+    async freezeRedis(ms, during) {
+      const probe = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      const info = await probe.info('server').finally(() => probe.disconnect());
+      const pid = Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+      if (!pid) throw new Error('redis-server did not say its process id');
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await sleep(ms);
+        await during?.();
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
     },
     async killRedis(downMs) {
       await redis.kill();
@@ -202,12 +256,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         queues,
         connection,
         async counts() {
-          const [transitions, deliveries] = await Promise.all([
-            queues.transitions.getJobCounts(...PENDING_STATES, 'completed', 'failed'),
-            queues.deliveries.getJobCounts(...PENDING_STATES, 'completed', 'failed'),
-          ]);
-          const idle = [transitions, deliveries].every((c) => PENDING_STATES.every((s) => (c[s] ?? 0) === 0));
-          return { transitions, deliveries, idle };
+          const [transitions, deliveries, customerChanges] = await Promise.all(
+            [queues.transitions, queues.deliveries, queues.customerChanges].map((q) =>
+              q.getJobCounts(...PENDING_STATES, 'completed', 'failed'),
+            ),
+          );
+          const all = [transitions, deliveries, customerChanges] as Record<string, number>[];
+          const idle = all.every((c) => PENDING_STATES.every((s) => (c[s] ?? 0) === 0));
+          return {
+            transitions: transitions ?? {},
+            deliveries: deliveries ?? {},
+            customerChanges: customerChanges ?? {},
+            idle,
+          };
         },
         async close() {
           await closeQueues(queues);
@@ -217,14 +278,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     },
     output: () => started.map((p) => p.output()).join('\n'),
     async stopServices() {
-      const codes = [await ingest.stop()];
-      for (const w of workers) codes.push(await w.stop());
+      const codes = [await stopWithin(ingest)];
+      for (const w of workers) codes.push(await stopWithin(w));
       return codes;
     },
     async close() {
       for (const p of started) await p.kill();
       await Promise.all([gladly.close(), klaviyo.close()]);
       await redis.stop();
+      rmSync(spoolDir, { recursive: true, force: true });
     },
   };
 }
