@@ -232,7 +232,9 @@ export class JobStore {
       // Sent together (one round trip with auto-pipelining); Redis runs them in this order.
       const results = await withTimeout(
         Promise.allSettled(
-          batch.map((e) =>
+          // async: an entry that cannot be added (say, a queue this version does not know) is a
+          // rejection like any other, tried again later, never a crash.
+          batch.map(async (e) =>
             addJobOnce(
               queueByName(this.#queues, e.job.queue as QueueName),
               e.job.name,
