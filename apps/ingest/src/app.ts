@@ -74,7 +74,14 @@ export function createApp(deps: AppDeps): IngestApp {
     });
   store.instrument(registry);
   const readiness =
-    deps.readiness ?? new Readiness().add('redis', store.redisReadiness(redisReachable(deps.connection)));
+    deps.readiness ??
+    new Readiness().add(
+      'redis',
+      // The probe key shares the queues' hash tag: on a cluster, the master holding them is asked.
+      store.redisReadiness(
+        redisReachable(deps.connection, 1_000, deps.queues.transitions.toKey('ready-probe')),
+      ),
+    );
   const metrics = createIngestMetrics(registry, deps.queues);
   const app = express();
   app.disable('x-powered-by');

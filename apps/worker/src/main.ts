@@ -43,7 +43,8 @@ const bridge = createWorkers({
 });
 
 const readiness = new Readiness()
-  .add('redis', redisReachable(connection))
+  // A key beside the queues' (same hash tag): on a cluster, the master holding them answers.
+  .add('redis', redisReachable(connection, 1_000, bridge.queues.transitions.toKey('ready-probe')))
   .add('klaviyo', bridge.klaviyoCredentials.check)
   .add('gladly', bridge.gladlyCredentials.check);
 const server = createHealthServer({ readiness, registry });

@@ -183,6 +183,14 @@ describe('the bridge on a 3-master Redis Cluster', () => {
       [200, 'spooled'],
       [200, 'spooled'],
     ]);
+    // Readiness asks the master of the bridge's slot, not any node: the worker says not ready,
+    // the ingest stays ready (its spool takes webhooks) and says why.
+    const workerReady = await fetch(`http://127.0.0.1:${worker.port}/readyz`);
+    expect(workerReady.status).toBe(503);
+    expect(await workerReady.text()).toMatch(/redis/i);
+    const ingestReady = await fetch(`${ingestUrl}/readyz`);
+    expect(ingestReady.status).toBe(200);
+    expect(((await ingestReady.json()) as { warnings?: string[] }).warnings?.join(' ')).toMatch(/redis/i);
     // Back within the cluster's node timeout, from its AOF and nodes.conf, with the same slots.
     await master.restart();
     await waitFor(

@@ -2,11 +2,23 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { withTimeout } from './readiness.js';
 
-/** Readiness check: null when Redis answers PING in time. */
-export function redisReachable(connection: Redis | Cluster, timeoutMs = 1_000): () => Promise<string | null> {
+/**
+ * Readiness check: null when Redis answers in time. With `probeKey`, an EXISTS on that key instead
+ * of a PING: on a cluster a PING goes to any node, while the EXISTS reaches the master serving the
+ * key's slot, so a key beside the queues' (same hash tag) tests the node the bridge depends on.
+ */
+export function redisReachable(
+  connection: Redis | Cluster,
+  timeoutMs = 1_000,
+  probeKey?: string,
+): () => Promise<string | null> {
   return async () => {
     try {
-      await withTimeout(connection.ping(), timeoutMs, 'timed out');
+      await withTimeout<unknown>(
+        probeKey === undefined ? connection.ping() : connection.exists(probeKey),
+        timeoutMs,
+        'timed out',
+      );
       return null;
     } catch (err) {
       return `redis unreachable (${err instanceof Error ? err.message : String(err)})`;
