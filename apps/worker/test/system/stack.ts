@@ -13,6 +13,7 @@ import {
   closeQueues,
   createQueues,
   createWorkerConnection,
+  queuePrefix,
   type RedisConnection,
 } from '@gk/queue';
 import {
@@ -23,11 +24,14 @@ import {
 } from '@gk/stand-ins';
 import {
   freePort,
+  type RedisCluster,
   type RedisServer,
   type ServiceProcess,
   sleep,
+  startRedisCluster,
   startRedisServer,
   startServiceProcess,
+  testClusterNodes,
 } from '@gk/testing';
 import { Redis } from 'ioredis';
 import { GLADLY_TOKEN, GLADLY_USER, KLAVIYO_KEY } from '../harness.js';
@@ -76,6 +80,12 @@ export interface StackOptions {
   logLevel?: string;
   /** Added to every worker's environment. */
   workerEnv?: Record<string, string>;
+  /**
+   * A Redis Cluster of three masters instead of one redis-server (default: when the tests are
+   * told to use a cluster, REDIS_CLUSTER_NODES set). `redis` is then the master serving the
+   * bridge's slot: killing or freezing it is the outage the bridge sees.
+   */
+  cluster?: boolean;
 }
 
 /** Queues on a connection of the test's own, for counting and inspecting jobs. */
@@ -139,7 +149,13 @@ export interface Stack {
 
 export async function startStack(options: StackOptions): Promise<Stack> {
   const logLevel = options.logLevel ?? 'info';
-  const redis = await startRedisServer({ appendonly: true });
+  const cluster: RedisCluster | null =
+    (options.cluster ?? testClusterNodes().length > 0) ? await startRedisCluster() : null;
+  const prefix = queuePrefix(options.prefix, cluster !== null);
+  const redis = cluster
+    ? (cluster.servers[await cluster.masterFor(prefix)] as RedisServer)
+    : await startRedisServer({ appendonly: true });
+  const redisEnv = cluster ? cluster.env : { REDIS_URL: redis.url };
   const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
   const klaviyo = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
   const port = await freePort();
@@ -148,7 +164,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const spoolDir = mkdtempSync(join(tmpdir(), 'gk-stack-spool-'));
 
   const ingestEnv = {
-    REDIS_URL: redis.url,
+    ...redisEnv,
     QUEUE_PREFIX: options.prefix,
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -161,7 +177,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     INGEST_SPOOL_PATH: join(spoolDir, 'ingest.spool'),
   };
   const workerEnv = {
-    REDIS_URL: redis.url,
+    ...redisEnv,
     QUEUE_PREFIX: options.prefix,
     GLADLY_API_URL: gladly.url,
     GLADLY_API_USER: GLADLY_USER,
@@ -250,8 +266,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await redis.restart();
     },
     monitor() {
-      const connection = createWorkerConnection({ url: redis.url }, 'test-monitor');
-      const queues = createQueues(connection, options.prefix);
+      const connection = createWorkerConnection(
+        cluster ? cluster.target : { url: redis.url },
+        'test-monitor',
+      );
+      const queues = createQueues(connection, prefix);
       return {
         queues,
         connection,
@@ -285,7 +304,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     async close() {
       for (const p of started) await p.kill();
       await Promise.all([gladly.close(), klaviyo.close()]);
-      await redis.stop();
+      await (cluster ? cluster.stop() : redis.stop());
       rmSync(spoolDir, { recursive: true, force: true });
     },
   };
