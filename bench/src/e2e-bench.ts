@@ -11,11 +11,12 @@ import { SCRIPTS, startProcess } from './processes.js';
 import { type RedisMemoryBreakdown, redisMemoryBreakdown, usedMemory } from './redis-stats.js';
 import { type LatencySummary, round, summarize } from './stats.js';
 import { bridgeWorkerEnv } from './worker-bench.js';
-import { emailsOf, schedule, until } from './workload.js';
+import { emailsOf, type ScheduledWebhook, schedule, until } from './workload.js';
 
 export interface EndToEndResult {
   ratePerSecond: number;
   durationSeconds: number;
+  warmupSeconds: number;
   webhooksSent: number;
   webhooksAccepted: number;
   /** Answers other than 200, and requests that got no answer. */
@@ -46,6 +47,8 @@ export interface EndToEndOptions {
   klaviyo: KlaviyoStandIn;
   ratePerSecond: number;
   durationSeconds: number;
+  /** Sent at the same rate before the measured run, not counted. */
+  warmupSeconds: number;
   concurrency: number;
 }
 
@@ -80,11 +83,10 @@ function post(agent: Agent, url: URL, body: string): Promise<number> {
  */
 export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndResult> {
   const prefix = 'bench-e2e';
-  const total = options.ratePerSecond * options.durationSeconds;
-  const webhooks = schedule(total, options.ratePerSecond);
-  for (const w of webhooks) options.gladly.setCustomer(w.customerId, emailsOf(w.customerId));
+  const warmup = schedule(options.ratePerSecond * options.warmupSeconds, options.ratePerSecond, 'warm');
+  const webhooks = schedule(options.ratePerSecond * options.durationSeconds, options.ratePerSecond);
+  for (const w of [...warmup, ...webhooks]) options.gladly.setCustomer(w.customerId, emailsOf(w.customerId));
   options.klaviyo.reset();
-  const lookupsBefore = options.gladly.requests.length;
 
   const redis = new Redis(options.redisUrl);
   const ingestPort = await freePort();
@@ -116,7 +118,6 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
     readyUrl: `http://127.0.0.1:${workerPort}/readyz`,
   });
 
-  const acceptedAt = new Map<string, number>();
   const deliveredAt = new Map<string, number>();
   const onEvent = (e: KlaviyoRecordedEvent) => deliveredAt.set(`${e.uniqueId}|${e.email}`, performance.now());
   options.klaviyo.on('event', onEvent);
@@ -124,60 +125,43 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
   const url = new URL(`http://127.0.0.1:${ingestPort}/webhooks/gladly`);
   const queueConnection = createWorkerConnection({ url: options.redisUrl }, 'bench-e2e-check');
   const queues = createQueues(queueConnection, prefix);
+  const completed = async () => ({
+    transitions: await queues.transitions.getCompletedCount(),
+    deliveries: await queues.deliveries.getCompletedCount(),
+  });
+  const deliveriesOf = (sent: SendResult, list: ScheduledWebhook[]) =>
+    list.flatMap((w) => (sent.acceptedAt.has(w.id) ? emailsOf(w.customerId).map((e) => `${w.id}|${e}`) : []));
 
   try {
-    const memoryBefore = await usedMemory(redis);
-    let maxLag = 0;
-    let failed = 0;
-    const inFlight: Promise<void>[] = [];
-    const intervalMs = 1000 / options.ratePerSecond;
-    const start = performance.now() + 50;
-    for (const [s, w] of webhooks.entries()) {
-      const due = start + s * intervalMs;
-      const wait = due - performance.now();
-      if (wait > 1) await sleep(wait);
-      maxLag = Math.max(maxLag, performance.now() - due);
-      const body = JSON.stringify({
-        id: w.id,
-        type: w.type,
-        timestamp: new Date().toISOString(),
-        initiator: { id: w.customerId, type: 'CUSTOMER' },
-        content: { customerId: w.customerId, conversationId: `conv-${w.customerId}` },
-      });
-      inFlight.push(
-        post(agent, url, body).then(
-          (status) => {
-            if (status === 200) acceptedAt.set(w.id, performance.now());
-            else failed += 1;
-          },
-          () => {
-            failed += 1;
-          },
-        ),
-      );
-    }
-    await Promise.all(inFlight);
+    // Not measured: freshly started processes compile their hot paths and open their connections.
+    const warm = await sendAtRate(agent, url, warmup, options.ratePerSecond);
+    const warmExpected = deliveriesOf(warm, warmup);
+    await until(() => warmExpected.every((k) => deliveredAt.has(k)), 30_000, 'the warm-up deliveries');
+    await sleep(500);
 
-    const expected: string[] = [];
-    for (const w of webhooks) {
-      if (acceptedAt.has(w.id)) for (const email of emailsOf(w.customerId)) expected.push(`${w.id}|${email}`);
-    }
+    const lookupsBefore = options.gladly.requests.length;
+    const memoryBefore = await usedMemory(redis);
+    const before = await completed();
+    const sent = await sendAtRate(agent, url, webhooks, options.ratePerSecond);
+    const expected = deliveriesOf(sent, webhooks);
     await until(
       () => expected.every((k) => deliveredAt.has(k)),
       60_000,
       'every delivery to reach Klaviyo',
     ).catch(() => {});
     // Completed transitions and deliveries are what Redis retains; wait until all are marked so.
-    let counts = { transitions: 0, deliveries: 0 };
+    let after = before;
     const deadline = Date.now() + 15_000;
     do {
-      counts = {
-        transitions: await queues.transitions.getCompletedCount(),
-        deliveries: await queues.deliveries.getCompletedCount(),
-      };
-      if (counts.transitions >= acceptedAt.size && counts.deliveries >= deliveredAt.size) break;
+      after = await completed();
+      if (
+        after.transitions - before.transitions >= sent.acceptedAt.size &&
+        after.deliveries - before.deliveries >= expected.length
+      )
+        break;
       await sleep(100);
     } while (Date.now() < deadline);
+    const transitions = after.transitions - before.transitions;
 
     const latencies: number[] = [];
     const csv = ['event_id,email_index,accepted_ms,delivered_ms,latency_ms'];
@@ -185,17 +169,16 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
     for (const key of expected) {
       const eventId = key.slice(0, key.indexOf('|'));
       const delivered = deliveredAt.get(key);
-      const accepted = acceptedAt.get(eventId);
+      const accepted = sent.acceptedAt.get(eventId);
       const index = emailIndex.get(eventId) ?? 0;
       emailIndex.set(eventId, index + 1);
       if (delivered !== undefined && accepted !== undefined) {
         latencies.push(delivered - accepted);
-        csv.push(
-          `${eventId},${index},${round(accepted - start, 1)},${round(delivered - start, 1)},${round(delivered - accepted, 1)}`,
-        );
+        const at = (t: number) => round(t - sent.start, 1);
+        csv.push(`${eventId},${index},${at(accepted)},${at(delivered)},${round(delivered - accepted, 1)}`);
       }
     }
-    // Per delivery, for looking into the tail (times from the start of the run).
+    // Per delivery, for looking into the tail (times from the start of the measured run).
     writeFileSync(join(options.logDir, 'e2e-latencies.csv'), `${csv.join('\n')}\n`);
     const summary = summarize(latencies);
     const lookups = options.gladly.requests.length - lookupsBefore;
@@ -204,10 +187,11 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
     return {
       ratePerSecond: options.ratePerSecond,
       durationSeconds: options.durationSeconds,
+      warmupSeconds: options.warmupSeconds,
       webhooksSent: webhooks.length,
-      webhooksAccepted: acceptedAt.size,
-      webhooksFailed: failed,
-      senderMaxLagMs: round(maxLag, 1),
+      webhooksAccepted: sent.acceptedAt.size,
+      webhooksFailed: sent.failed,
+      senderMaxLagMs: round(sent.maxLagMs, 1),
       deliveriesExpected: expected.length,
       deliveriesReceived: latencies.length,
       latencyMs: {
@@ -217,12 +201,12 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
         max: round(summary.max, 1),
         mean: round(summary.mean, 1),
       },
-      gladlyLookupsPerTransition: counts.transitions ? round(lookups / counts.transitions, 3) : Number.NaN,
-      transitionsCompleted: counts.transitions,
+      gladlyLookupsPerTransition: transitions ? round(lookups / transitions, 3) : Number.NaN,
+      transitionsCompleted: transitions,
       redisMemory: {
         usedMemoryDeltaBytes: memoryAfter - memoryBefore,
-        bytesPerTransitionWithDeliveries: counts.transitions
-          ? round((memoryAfter - memoryBefore) / counts.transitions, 0)
+        bytesPerTransitionWithDeliveries: transitions
+          ? round((memoryAfter - memoryBefore) / transitions, 0)
           : Number.NaN,
         breakdown,
       },
@@ -238,4 +222,52 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
     await worker.stop();
     redis.disconnect();
   }
+}
+
+interface SendResult {
+  /** performance.now() of the first slot. */
+  start: number;
+  /** Event id → performance.now() when its 200 arrived. */
+  acceptedAt: Map<string, number>;
+  /** Answers other than 200, and requests that got no answer. */
+  failed: number;
+  maxLagMs: number;
+}
+
+/** Sends each webhook at its slot (slot s at s/rate seconds) without waiting for earlier answers. */
+async function sendAtRate(
+  agent: Agent,
+  url: URL,
+  webhooks: ScheduledWebhook[],
+  ratePerSecond: number,
+): Promise<SendResult> {
+  const result: SendResult = { start: performance.now() + 50, acceptedAt: new Map(), failed: 0, maxLagMs: 0 };
+  const intervalMs = 1000 / ratePerSecond;
+  const inFlight: Promise<void>[] = [];
+  for (const [s, w] of webhooks.entries()) {
+    const due = result.start + s * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    result.maxLagMs = Math.max(result.maxLagMs, performance.now() - due);
+    const body = JSON.stringify({
+      id: w.id,
+      type: w.type,
+      timestamp: new Date().toISOString(),
+      initiator: { id: w.customerId, type: 'CUSTOMER' },
+      content: { customerId: w.customerId, conversationId: `conv-${w.customerId}` },
+    });
+    inFlight.push(
+      post(agent, url, body).then(
+        (status) => {
+          if (status === 200) result.acceptedAt.set(w.id, performance.now());
+          else result.failed += 1;
+        },
+        () => {
+          result.failed += 1;
+        },
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  return result;
 }

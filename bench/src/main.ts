@@ -77,6 +77,7 @@ try {
       ...context,
       ratePerSecond: 100,
       durationSeconds: 30,
+      warmupSeconds: 2,
       concurrency: 20,
     });
   });

@@ -130,7 +130,7 @@ export function rows(results: BenchResults, phaseErrors: Record<string, string>)
       e2e.webhooksAccepted === e2e.webhooksSent;
     out.push(
       {
-        figure: `End-to-end latency, ingest 200 → Klaviyo 202 (ms; ${e2e.ratePerSecond} webhooks/s × ${e2e.durationSeconds} s)`,
+        figure: `End-to-end latency, ingest 200 → Klaviyo 202 (ms; ${e2e.ratePerSecond} webhooks/s × ${e2e.durationSeconds} s, after ${e2e.warmupSeconds} s warm-up)`,
         value: `p50 ${n(e2e.latencyMs.p50, 1)} / p99 ${n(e2e.latencyMs.p99, 1)} / max ${n(e2e.latencyMs.max, 1)}`,
         baseline: '',
         ratio: '',

@@ -69,19 +69,20 @@ export interface ScheduledWebhook {
 /**
  * The schedule: slot s at s/rate seconds. Even slots open a conversation for a new customer, odd
  * slots close one opened about a second earlier (the first second's closes go to customers whose
- * conversation opens later in the run), so every customer gets one create and one close.
+ * conversation opens later in the run), so every customer gets one create and one close. Ids and
+ * customers carry `tag`, so a warm-up and the measured run never share one.
  */
-export function schedule(total: number, ratePerSecond: number): ScheduledWebhook[] {
+export function schedule(total: number, ratePerSecond: number, tag = 'e2e'): ScheduledWebhook[] {
   const customers = Math.ceil(total / 2);
   const lag = Math.min(customers, Math.max(1, Math.round(ratePerSecond / 2)));
   const out: ScheduledWebhook[] = [];
   for (let s = 0; s < total; s += 1) {
     const k = Math.floor(s / 2);
     if (s % 2 === 0) {
-      out.push({ id: `e2e-open-${k}`, type: 'CONVERSATION/CREATED', customerId: `e2e-c${k}` });
+      out.push({ id: `${tag}-open-${k}`, type: 'CONVERSATION/CREATED', customerId: `${tag}-c${k}` });
     } else {
       const c = (k - lag + customers) % customers;
-      out.push({ id: `e2e-close-${c}`, type: 'CONVERSATION/CLOSED', customerId: `e2e-c${c}` });
+      out.push({ id: `${tag}-close-${c}`, type: 'CONVERSATION/CLOSED', customerId: `${tag}-c${c}` });
     }
   }
   return out;
@@ -89,7 +90,7 @@ export function schedule(total: number, ratePerSecond: number): ScheduledWebhook
 
 /** One customer in four has two addresses, so the fan-out is exercised too. */
 export function emailsOf(customerId: string): string[] {
-  const k = Number(customerId.slice('e2e-c'.length));
-  const first = `customer${k}@example.com`;
-  return k % 4 === 0 ? [first, `customer${k}.work@example.org`] : [first];
+  const k = Number(/(\d+)$/.exec(customerId)?.[1] ?? 0);
+  const first = `${customerId}@example.com`;
+  return k % 4 === 0 ? [first, `${customerId}.work@example.org`] : [first];
 }
