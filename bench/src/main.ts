@@ -7,7 +7,7 @@
  * writes its results under bench/tmp/ only, leaving latest.json and the docs alone.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { startGladlyStandIn, startKlaviyoStandIn } from '@gk/stand-ins';
 import { startRedisServer } from '@gk/testing';
@@ -31,6 +31,8 @@ const selected = new Set<Phase>(
 const full = selected.size === PHASES.length;
 
 const startedAt = new Date();
+// Other work on a shared machine shows up here; a loaded run is worth repeating.
+const loadAtStart = loadavg()[0] ?? Number.NaN;
 const runDir = join(ROOT, 'bench/tmp', startedAt.toISOString().replace(/[:.]/g, '-'));
 mkdirSync(runDir, { recursive: true });
 const log = (message: string) =>
@@ -44,18 +46,23 @@ const klaviyo = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
 
 const results: BenchResults = {};
 const phaseErrors: Record<string, string> = {};
+const phaseLoad: Record<string, { start: number; end: number }> = {};
 const context = { redisUrl: redisServer.url, logDir: runDir, gladly, klaviyo };
 
 async function phase(name: Phase, run: () => Promise<void>): Promise<void> {
   if (!selected.has(name)) return;
-  log(`${name}: starting`);
+  const load = () => round(loadavg()[0] ?? Number.NaN, 2);
+  log(`${name}: starting (load average ${load()})`);
   await admin.flushall();
+  const start = load();
   try {
     await run();
     log(`${name}: done`);
   } catch (err) {
     phaseErrors[name] = err instanceof Error ? err.message : String(err);
     log(`${name}: FAILED: ${phaseErrors[name]}`);
+  } finally {
+    phaseLoad[name] = { start, end: load() };
   }
 }
 
@@ -99,11 +106,14 @@ try {
     startedAt: startedAt.toISOString(),
     durationSeconds: round((finishedAt.getTime() - startedAt.getTime()) / 1000, 0),
     phases: [...selected],
+    /** 1-minute load average at the start and end of each phase (2 cores: above 2 means waiting). */
+    phaseLoad,
     machine: {
       cpu: cpus()[0]?.model ?? 'unknown',
       cores: cpus().length,
       memoryGiB: round(totalmem() / 1024 ** 3, 1),
       kernel: release(),
+      loadAverage1m: { start: round(loadAtStart, 2), end: round(loadavg()[0] ?? Number.NaN, 2) },
     },
     node: process.version,
     redis: {
@@ -140,7 +150,13 @@ function writeDocsTable(
   report: {
     startedAt: string;
     durationSeconds: number;
-    machine: { cpu: string; cores: number; memoryGiB: number; kernel: string };
+    machine: {
+      cpu: string;
+      cores: number;
+      memoryGiB: number;
+      kernel: string;
+      loadAverage1m: { start: number; end: number };
+    };
     node: string;
     redis: { version: string; appendfsync: string | undefined };
   },
@@ -153,7 +169,8 @@ function writeDocsTable(
     begin,
     `Run of ${report.startedAt} (${report.durationSeconds} s): ${report.machine.cores} × ${report.machine.cpu}, ` +
       `${report.machine.memoryGiB} GiB, Linux ${report.machine.kernel}; Node ${report.node}; ` +
-      `Redis ${report.redis.version} (AOF, appendfsync ${report.redis.appendfsync ?? '?'}).`,
+      `Redis ${report.redis.version} (AOF, appendfsync ${report.redis.appendfsync ?? '?'}). ` +
+      `Load average (1 min) ${report.machine.loadAverage1m.start} at the start, ${report.machine.loadAverage1m.end} at the end.`,
     '',
     table,
     end,
