@@ -25,9 +25,15 @@ const PHASES = ['ingest', 'worker', 'e2e', 'rate-limit'] as const;
 type Phase = (typeof PHASES)[number];
 
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-const selected = new Set<Phase>(
-  only ? (only.split(',').filter((p) => (PHASES as readonly string[]).includes(p)) as Phase[]) : PHASES,
-);
+const asked = only ? only.split(',').filter(Boolean) : [...PHASES];
+const unknown = asked.filter((p) => !(PHASES as readonly string[]).includes(p));
+if (unknown.length > 0 || asked.length === 0) {
+  process.stderr.write(
+    `bench: unknown phase ${unknown.join(', ') || '(none)'}; phases: ${PHASES.join(', ')}\n`,
+  );
+  process.exit(2);
+}
+const selected = new Set(asked as Phase[]);
 const full = selected.size === PHASES.length;
 
 const startedAt = new Date();
