@@ -367,7 +367,7 @@ async function drive(
           await stack.killWorker(undefined, random.int(0, 1_500));
           break;
         case 'worker-freeze':
-          await stack.freezeWorker(o.freezeMs);
+          await stack.freezeWorker(o.freezeMs, { midLookup: true });
           break;
         case 'redis-kill':
           await stack.killRedis(o.redisDownMs);

@@ -5,6 +5,7 @@
  * process that can be killed (-9), frozen (SIGSTOP) or restarted mid-run.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,8 +125,12 @@ export interface Stack {
   workers(): readonly WorkerProcess[];
   /** kill -9 of one worker (by index, default a random one) and a fresh one in its place. */
   killWorker(index?: number, restartAfterMs?: number): Promise<void>;
-  /** SIGSTOP for `ms` (longer than the job lock: its jobs stall and move), then SIGCONT. */
-  freezeWorker(ms: number, index?: number): Promise<void>;
+  /**
+   * SIGSTOP for `ms` (longer than the job lock: its jobs stall and move), then SIGCONT. With
+   * `midLookup`, waits (up to 5 s) until that worker has a Gladly lookup in flight, so a fan-out
+   * is interrupted between the lookup and storing its deliveries, and is run again elsewhere.
+   */
+  freezeWorker(ms: number, options?: { index?: number; midLookup?: boolean }): Promise<void>;
   /** A new ingest on the same port, after SIGTERM (`graceful`) or kill -9 (`kill`). */
   restartIngest(how: 'graceful' | 'kill'): Promise<void>;
   /** SIGTERM (and wait for exit 0) or kill -9 of the ingest, without starting a new one. */
@@ -145,6 +150,46 @@ export interface Stack {
   /** SIGTERM to every service; the exit codes, ingest first (null: still running after 30 s). */
   stopServices(): Promise<(number | null)[]>;
   close(): Promise<void>;
+}
+
+interface CountingProxy {
+  url: string;
+  /** Requests received and not yet answered. */
+  inFlight(): number;
+  close(): Promise<void>;
+}
+
+/** A plain HTTP proxy to `target` on a free loopback port that counts requests in flight. */
+async function startCountingProxy(target: string): Promise<CountingProxy> {
+  let inFlight = 0;
+  const server = createServer((req, res) => {
+    inFlight += 1;
+    res.once('close', () => {
+      inFlight -= 1;
+    });
+    const upstream = httpRequest(
+      `${target}${req.url ?? '/'}`,
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    // The stand-in dropped the connection (an injected fault): drop ours too.
+    upstream.once('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    inFlight: () => inFlight,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 export async function startStack(options: StackOptions): Promise<Stack> {
@@ -197,8 +242,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     started.push(proc);
     return proc;
   };
+  // Each worker reaches Gladly through its own counting proxy, so a freeze can wait for a lookup.
+  const proxies = new Map<WorkerProcess, CountingProxy>();
   const startWorker = async () => {
-    const proc = await startWorkerProcess(workerEnv);
+    const proxy = await startCountingProxy(gladly.url);
+    const proc = await startWorkerProcess({ ...workerEnv, GLADLY_API_URL: proxy.url });
+    proxies.set(proc, proxy);
     started.push(proc);
     return proc;
   };
@@ -232,9 +281,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       if (restartAfterMs > 0) await sleep(restartAfterMs);
       workers.push(await startWorker());
     },
-    async freezeWorker(ms, index) {
-      const victim = workers[pickIndex(index)];
+    async freezeWorker(ms, freezeOptions = {}) {
+      const victim = workers[pickIndex(freezeOptions.index)];
       if (!victim) return;
+      const proxy = proxies.get(victim);
+      if (freezeOptions.midLookup && proxy) {
+        const deadline = Date.now() + 5_000;
+        while (proxy.inFlight() === 0 && Date.now() < deadline) await sleep(5);
+      }
       victim.child.kill('SIGSTOP');
       await sleep(ms);
       victim.child.kill('SIGCONT');
@@ -303,6 +357,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     },
     async close() {
       for (const p of started) await p.kill();
+      for (const proxy of proxies.values()) await proxy.close();
       await Promise.all([gladly.close(), klaviyo.close()]);
       await (cluster ? cluster.stop() : redis.stop());
       rmSync(spoolDir, { recursive: true, force: true });
