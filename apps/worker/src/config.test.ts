@@ -27,6 +27,26 @@ describe('loadWorkerConfig', () => {
     expect(c.port).toBe(3001);
   });
 
+  it('reads the customer cache TTL and the profile options (0 turns the cache off)', () => {
+    const defaults = loadWorkerConfig(minimal);
+    expect(defaults.gladly.customerCacheTtlSeconds).toBe(3600);
+    expect(defaults.klaviyo).toMatchObject({ createProfiles: true, profileCacheTtlSeconds: 600 });
+    const set = loadWorkerConfig({
+      ...minimal,
+      GLADLY_CUSTOMER_CACHE_TTL_SECONDS: '0',
+      KLAVIYO_CREATE_PROFILES: 'false',
+      KLAVIYO_PROFILE_CACHE_TTL_SECONDS: '30',
+    });
+    expect(set.gladly.customerCacheTtlSeconds).toBe(0);
+    expect(set.klaviyo).toMatchObject({ createProfiles: false, profileCacheTtlSeconds: 30 });
+    expect(() => loadWorkerConfig({ ...minimal, GLADLY_CUSTOMER_CACHE_TTL_SECONDS: '-1' })).toThrow(
+      /GLADLY_CUSTOMER_CACHE_TTL_SECONDS/,
+    );
+    expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_CREATE_PROFILES: 'maybe' })).toThrow(
+      /KLAVIYO_CREATE_PROFILES/,
+    );
+  });
+
   it('names every missing or bad variable, without echoing secrets', () => {
     let error: unknown;
     try {

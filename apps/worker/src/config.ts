@@ -46,6 +46,10 @@ export const WorkerEnv = z.object({
   KLAVIYO_METRIC_CLOSED: envStringWithDefault('closed conversation in Gladly'),
   KLAVIYO_PROFILE_PROPERTY: envStringWithDefault('In Gladly Conversation'),
   KLAVIYO_INCLUDE_CONVERSATION_ID: envBool(false),
+  /** false: send only to emails Klaviyo already has a profile for (the key then needs profiles:read). */
+  KLAVIYO_CREATE_PROFILES: envBool(true),
+  /** How long "Klaviyo has a profile for this email" is cached (absent: at most 60 s); 0 = ask every time. */
+  KLAVIYO_PROFILE_CACHE_TTL_SECONDS: envInt(600, 0, 24 * 3600),
   WORKER_CONCURRENCY: envInt(20, 1, 1_000),
   WORKER_PORT: envInt(3001, 0, 65_535),
   /** How long a job's lock lives; a killed worker's jobs are retried after about this long. */
@@ -74,6 +78,8 @@ export interface WorkerConfig {
     metricClosed: string;
     profileProperty: string;
     includeConversationId: boolean;
+    createProfiles: boolean;
+    profileCacheTtlSeconds: number;
   };
   concurrency: number;
   lockDurationMs: number;
@@ -103,6 +109,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       metricClosed: e.KLAVIYO_METRIC_CLOSED,
       profileProperty: e.KLAVIYO_PROFILE_PROPERTY,
       includeConversationId: e.KLAVIYO_INCLUDE_CONVERSATION_ID,
+      createProfiles: e.KLAVIYO_CREATE_PROFILES,
+      profileCacheTtlSeconds: e.KLAVIYO_PROFILE_CACHE_TTL_SECONDS,
     },
     concurrency: e.WORKER_CONCURRENCY,
     lockDurationMs: e.WORKER_LOCK_DURATION_MS,

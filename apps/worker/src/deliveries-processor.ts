@@ -1,5 +1,5 @@
 import { hashEmail, isStale, redactEmails } from '@gk/domain';
-import type { KlaviyoClient } from '@gk/klaviyo';
+import type { KlaviyoClient, KlaviyoOutcome } from '@gk/klaviyo';
 import { DeliveryJobData, transitionJobId } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { DelayedError, type Job, RateLimitError, UnrecoverableError } from 'bullmq';
@@ -7,8 +7,14 @@ import type { WorkerConfig } from './config.js';
 import type { CredentialsStatus } from './credentials.js';
 import type { EmailState } from './email-state.js';
 import { statusClass, type WorkerMetrics } from './metrics.js';
+import type { KlaviyoProfileCheck } from './profile-check.js';
 
-export type DeliveryResult = { outcome: 'delivered' | 'delivered_backfill'; status: number };
+export type DeliveryResult =
+  | { outcome: 'delivered' | 'delivered_backfill'; status: number }
+  /** KLAVIYO_CREATE_PROFILES=false and Klaviyo has no profile with this email. */
+  | { outcome: 'skipped_no_profile' };
+
+type KlaviyoFailure = Exclude<KlaviyoOutcome, { kind: 'delivered' }>;
 
 export interface DeliveriesDeps {
   klaviyo: KlaviyoClient;
@@ -23,6 +29,8 @@ export interface DeliveriesDeps {
   authPauseMs?: number;
   /** How long a delivery waits before trying again for an email whose lease is taken. */
   leaseWaitMs?: () => number;
+  /** Set when KLAVIYO_CREATE_PROFILES=false: only emails with a Klaviyo profile are sent. */
+  profileCheck?: KlaviyoProfileCheck;
 }
 
 /**
@@ -33,6 +41,54 @@ export interface DeliveriesDeps {
 export function createDeliveriesProcessor(deps: DeliveriesDeps) {
   const authPauseMs = deps.authPauseMs ?? 30_000;
   const leaseWaitMs = deps.leaseWaitMs ?? (() => 100 + Math.floor(Math.random() * 200));
+
+  /**
+   * What every Klaviyo answer other than success means, for Create Event and Get Profiles alike:
+   * 429 pauses the queue for Retry-After and 401/403 pause it slowly, without spending an attempt;
+   * 5xx and network errors retry with backoff; other 4xx fail the delivery permanently.
+   */
+  async function failOn(
+    answer: KlaviyoFailure,
+    log: Logger,
+    fields: Record<string, unknown>,
+    request: 'event' | 'profile lookup',
+  ): Promise<never> {
+    const on = request === 'event' ? '' : ' on the profile lookup';
+    switch (answer.kind) {
+      case 'rate_limited': {
+        deps.metrics.throttled.inc({ upstream: 'klaviyo' });
+        deps.metrics.deliveries.inc({ outcome: 'throttled' });
+        log.warn(
+          { ...fields, retryAfterMs: answer.retryAfterMs },
+          `klaviyo rate limit hit${on}; pausing deliveries`,
+        );
+        await deps.pauseQueue(answer.retryAfterMs);
+        throw new RateLimitError();
+      }
+      case 'auth': {
+        deps.credentials.reject();
+        deps.metrics.deliveries.inc({ outcome: 'credentials_rejected' });
+        log.error(fields, `klaviyo rejected the API key${on}; pausing deliveries and retrying slowly`);
+        await deps.pauseQueue(authPauseMs);
+        throw new RateLimitError();
+      }
+      case 'retryable': {
+        deps.metrics.deliveries.inc({ outcome: 'retried' });
+        const reason = redactEmails(answer.reason);
+        const failed = request === 'event' ? 'delivery' : 'profile lookup';
+        log.warn({ ...fields, reason }, `klaviyo ${failed} failed; will retry with backoff`);
+        throw new Error(`klaviyo: ${reason}`);
+      }
+      case 'permanent': {
+        deps.metrics.deliveries.inc({ outcome: 'failed_permanent' });
+        const reason = redactEmails(answer.reason);
+        log.error({ ...fields, code: answer.code, reason }, `klaviyo refused the ${request} permanently`);
+        throw new UnrecoverableError(`klaviyo ${answer.status}: ${reason}`);
+      }
+      default:
+        throw new Error(`unexpected klaviyo outcome ${JSON.stringify(answer satisfies never)}`);
+    }
+  }
   return async function processDelivery(job: Job<DeliveryJobData>, token?: string): Promise<DeliveryResult> {
     const parsed = DeliveryJobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid delivery payload: ${parsed.error.message}`);
@@ -47,6 +103,30 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       emailHash: hashEmail(d.email, deps.emailHashKey),
       attempt: job.attemptsMade + 1,
     });
+
+    if (deps.profileCheck) {
+      // Before the lease: an email Klaviyo does not know is skipped without holding it up.
+      const check = await deps.profileCheck.check(d.email);
+      if (check.kind === 'failed') {
+        const { outcome } = check;
+        await failOn(
+          outcome,
+          log,
+          { status: outcome.status, durationMs: Math.round(outcome.durationMs) },
+          'profile lookup',
+        );
+      } else {
+        deps.metrics.profileChecks.inc({ source: check.source, result: check.kind });
+        if (check.kind === 'absent') {
+          deps.metrics.deliveries.inc({ outcome: 'skipped_no_profile' });
+          log.info(
+            { outcome: 'skipped_no_profile', source: check.source },
+            'no Klaviyo profile has this email; not sent (KLAVIYO_CREATE_PROFILES=false)',
+          );
+          return { outcome: 'skipped_no_profile' };
+        }
+      }
+    }
 
     // One Redis call takes the lease and reads the newest mark applied to this email.
     const lease = await deps.emailState.acquire(d.email, holder);
@@ -94,37 +174,10 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
           log.info({ ...fields, outcome }, 'delivered to klaviyo');
           return { outcome, status: answer.status };
         }
-        case 'rate_limited': {
-          deps.metrics.throttled.inc({ upstream: 'klaviyo' });
-          deps.metrics.deliveries.inc({ outcome: 'throttled' });
-          log.warn(
-            { ...fields, retryAfterMs: answer.retryAfterMs },
-            'klaviyo rate limit hit; pausing deliveries',
-          );
-          await deps.pauseQueue(answer.retryAfterMs);
-          throw new RateLimitError();
-        }
-        case 'auth': {
-          deps.credentials.reject();
-          deps.metrics.deliveries.inc({ outcome: 'credentials_rejected' });
-          log.error(fields, 'klaviyo rejected the API key; pausing deliveries and retrying slowly');
-          await deps.pauseQueue(authPauseMs);
-          throw new RateLimitError();
-        }
-        case 'retryable': {
-          deps.metrics.deliveries.inc({ outcome: 'retried' });
-          const reason = redactEmails(answer.reason);
-          log.warn({ ...fields, reason }, 'klaviyo delivery failed; will retry with backoff');
-          throw new Error(`klaviyo: ${reason}`);
-        }
-        case 'permanent': {
-          deps.metrics.deliveries.inc({ outcome: 'failed_permanent' });
-          const reason = redactEmails(answer.reason);
-          log.error({ ...fields, code: answer.code, reason }, 'klaviyo refused the event permanently');
-          throw new UnrecoverableError(`klaviyo ${answer.status}: ${reason}`);
-        }
         default:
-          throw new Error(`unexpected klaviyo outcome ${JSON.stringify(answer satisfies never)}`);
+          // Awaited here, inside the try: the lease is released only after the failure is handled,
+          // and the rejection is never left without a handler while the finally block runs.
+          return await failOn(answer, log, fields, 'event');
       }
     } finally {
       if (!released) await deps.emailState.release(d.email, holder).catch(() => {});

@@ -70,6 +70,8 @@ logger.info(
     gladlyRatePerSecond: config.gladly.ratePerSecond,
     klaviyoRatePerSecond: config.klaviyo.ratePerSecond,
     klaviyoRevision: config.klaviyo.revision,
+    klaviyoCreateProfiles: config.klaviyo.createProfiles,
+    customerCacheTtlSeconds: config.gladly.customerCacheTtlSeconds,
   },
   'worker started',
 );

@@ -23,6 +23,7 @@ export const DELIVERY_OUTCOMES = [
   'throttled',
   'credentials_rejected',
   'waited_for_lease',
+  'skipped_no_profile',
 ] as const;
 export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
 
@@ -35,6 +36,8 @@ export interface WorkerMetrics {
   upstreamDuration: Histogram<'upstream' | 'status_class'>;
   throttled: Counter<'upstream'>;
   lag: Histogram;
+  /** KLAVIYO_CREATE_PROFILES=false: profile checks answered, by source (cache, klaviyo) and result (exists, absent). */
+  profileChecks: Counter<'source' | 'result'>;
   customerCache: {
     hits: Counter;
     misses: Counter;
@@ -100,12 +103,22 @@ export function createWorkerMetrics(registry: Registry, options: WorkerMetricsOp
   for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ outcome }, 0);
   for (const queue of Object.values(QueueName)) jobsFailed.inc({ queue }, 0);
   for (const upstream of UPSTREAMS) throttled.inc({ upstream }, 0);
+  const profileChecks = new Counter({
+    name: `${p}klaviyo_profile_checks_total`,
+    help: 'With KLAVIYO_CREATE_PROFILES=false: whether Klaviyo has a profile for a delivery\'s email, by source (cache, klaviyo) and result (exists, absent); absent ones are skipped (gk_deliveries_total{outcome="skipped_no_profile"})',
+    labelNames: ['source', 'result'],
+    registers: [registry],
+  });
+  for (const source of ['cache', 'klaviyo']) {
+    for (const result of ['exists', 'absent']) profileChecks.inc({ source, result }, 0);
+  }
 
   return {
     transitions,
     deliveries,
     jobsFailed,
     throttled,
+    profileChecks,
     invalidEmails: new Counter({
       name: `${p}invalid_emails_skipped_total`,
       help: 'Customer email entries skipped because they are not valid addresses',

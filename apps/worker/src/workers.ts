@@ -13,6 +13,7 @@ import { createCustomerChangesProcessor } from './customer-changes-processor.js'
 import { createDeliveriesProcessor } from './deliveries-processor.js';
 import { EmailState } from './email-state.js';
 import { createWorkerMetrics } from './metrics.js';
+import { KlaviyoProfileCheck } from './profile-check.js';
 import { createTransitionsProcessor } from './transitions-processor.js';
 
 export interface WorkerDeps {
@@ -92,6 +93,14 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
         pauseQueue: (ms) => queues.deliveries.rateLimit(ms),
         emailHashKey: config.emailHashKey,
         ...(authPauseMs ? { authPauseMs } : {}),
+        ...(config.klaviyo.createProfiles
+          ? {}
+          : {
+              profileCheck: new KlaviyoProfileCheck(connection, deps.klaviyo, {
+                prefix,
+                ttlSeconds: config.klaviyo.profileCacheTtlSeconds,
+              }),
+            }),
       }) as Processor,
     },
     {
