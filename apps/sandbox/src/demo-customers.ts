@@ -12,6 +12,11 @@ export interface DemoCustomer {
   emails: string[];
   /** `merged`: the surviving customer Gladly answers 301 with. */
   mergedInto?: string;
+  /**
+   * No Klaviyo profile has this customer's addresses yet (every other address has one): with
+   * KLAVIYO_CREATE_PROFILES=false the worker skips them.
+   */
+  newToKlaviyo?: boolean;
   /** One line for the page and the demo summary. */
   note: string;
 }
@@ -88,7 +93,8 @@ export const DEMO_CUSTOMERS: readonly DemoCustomer[] = [
     name: 'Tom Becker',
     kind: 'ordinary',
     emails: ['Tom.Becker@example.de'],
-    note: 'opens and closes a conversation',
+    newToKlaviyo: true,
+    note: 'opens and closes a conversation; not in Klaviyo yet (skipped with KLAVIYO_CREATE_PROFILES=false)',
   },
 ];
 

@@ -72,7 +72,15 @@ export interface SandboxState {
   customers: SandboxCustomerView[];
   profiles: SandboxProfileView[];
   counts: {
-    klaviyo: { posts: number; accepted: number; duplicates: number; throttled: number; events: number };
+    klaviyo: {
+      posts: number;
+      accepted: number;
+      duplicates: number;
+      throttled: number;
+      events: number;
+      /** Get Profiles requests (the worker asks only with KLAVIYO_CREATE_PROFILES=false). */
+      profileLookups: number;
+    };
     gladly: { lookups: number; byStatus: Record<string, number>; events: number };
   };
   settings: {
@@ -166,7 +174,12 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     ),
     events: [...(options.history ?? demoHistory(customers, new Date()))],
   });
-  const klaviyo = await startKlaviyoStandIn({ apiKey: options.klaviyo.apiKey });
+  // Klaviyo already has a profile for every demo address but those of customers new to it, so
+  // KLAVIYO_CREATE_PROFILES=false can be tried (Get Profiles is answered by the stand-in).
+  const klaviyo = await startKlaviyoStandIn({
+    apiKey: options.klaviyo.apiKey,
+    profiles: describeDemoCustomers(customers).flatMap((c) => (c.newToKlaviyo ? [] : c.deliversTo)),
+  });
   if (settings.gladlyRatePerSecond > 0) gladly.setRateLimit(settings.gladlyRatePerSecond);
   if (settings.klaviyoRatePerSecond > 0) klaviyo.setRateLimit(settings.klaviyoRatePerSecond);
 
@@ -238,6 +251,7 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
           duplicates: klaviyo.duplicates,
           throttled: klaviyo.throttled,
           events: klaviyo.events.length,
+          profileLookups: klaviyo.profileLookups,
         },
         gladly: { lookups: lookups.length, byStatus, events: gladly.events.length },
       },
