@@ -175,15 +175,16 @@ describe('the local stack after npm start and npm run demo', () => {
     await page.close();
   });
 
-  it('the dashboard lists both queues with their completed jobs', async () => {
+  it('the dashboard lists the queues with their completed jobs', async () => {
     ready();
     const page = await context.newPage();
     await page.goto(`${stack.urls.dashboard}/`);
     const nav = page.locator('nav');
     await nav.getByText('transitions', { exact: true }).waitFor();
     await nav.getByText('deliveries', { exact: true }).waitFor();
+    await nav.getByText('customer-changes', { exact: true }).waitFor();
     // The overview has a card per queue once the counts have loaded.
-    await expect.poll(() => page.getByText(/^\d+ Jobs$/).count(), { timeout: 10_000 }).toBe(2);
+    await expect.poll(() => page.getByText(/^\d+ Jobs$/).count(), { timeout: 10_000 }).toBe(3);
     await screenshot(page, 'dashboard');
 
     // Two demo runs: 16 transitions accepted and 17 deliveries each.
