@@ -35,6 +35,8 @@ export interface IngestBenchResult {
   storedJobs: number;
   acceptedAnswers: number;
   ingestPeakRssBytes: number | null;
+  /** The bare Express server's, under the same load. */
+  barePeakRssBytes: number | null;
 }
 
 export interface IngestBenchOptions {
@@ -187,6 +189,7 @@ export async function benchIngest(options: IngestBenchOptions): Promise<IngestBe
       }
     }
     ingest.peakRssBytes();
+    bare.peakRssBytes();
   } finally {
     await bare.stop();
     await ingest?.stop();
@@ -230,5 +233,6 @@ export async function benchIngest(options: IngestBenchOptions): Promise<IngestBe
     storedJobs,
     acceptedAnswers,
     ingestPeakRssBytes: ingest?.peakRssBytes() ?? null,
+    barePeakRssBytes: bare.peakRssBytes(),
   };
 }

@@ -186,7 +186,7 @@ export function rows(results: BenchResults, phaseErrors: Record<string, string>)
     out.push({
       figure: 'Peak RSS, ingest (under the loads above)',
       value: mb(ingestRss),
-      baseline: '',
+      baseline: ingest ? `${mb(ingest.barePeakRssBytes)} (bare Express 5 under the ingest load)` : '',
       ratio: '',
       goal: `< ${mb(GOALS.peakRssBytes)}`,
       met: ingestRss !== null && ingestRss < GOALS.peakRssBytes,
@@ -196,7 +196,7 @@ export function rows(results: BenchResults, phaseErrors: Record<string, string>)
     out.push({
       figure: 'Peak RSS, worker (under the loads above)',
       value: mb(workerRss),
-      baseline: '',
+      baseline: worker ? `${mb(worker.baselinePeakRssBytes)} (baseline worker under the same drain)` : '',
       ratio: '',
       goal: `< ${mb(GOALS.peakRssBytes)}`,
       met: workerRss !== null && workerRss < GOALS.peakRssBytes,

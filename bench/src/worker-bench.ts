@@ -27,6 +27,8 @@ export interface WorkerBenchResult {
   /** The median of roundRatios: a burst of load from elsewhere on the machine skews one pair, not the figure. */
   ratio: number;
   workerPeakRssBytes: number | null;
+  /** The baseline worker's, under the same drain. */
+  baselinePeakRssBytes: number | null;
 }
 
 export interface WorkerBenchOptions {
@@ -69,6 +71,7 @@ export async function benchWorker(options: WorkerBenchOptions): Promise<WorkerBe
     bridge: { n: 0, seconds: 0, cpuMs: 0, redisCpuMs: 0, rounds: [] },
   };
   let workerPeakRssBytes: number | null = null;
+  let baselinePeakRssBytes: number | null = null;
   const admin = new Redis(options.redisUrl);
   try {
     for (let r = 0; r < options.rounds; r += 1) {
@@ -93,8 +96,9 @@ export async function benchWorker(options: WorkerBenchOptions): Promise<WorkerBe
           totals[kind].redisCpuMs += (await redisCpuMs(admin)) - redisCpuBefore;
         } finally {
           options.klaviyo.off('event', onFirst);
-          if (kind === 'bridge')
-            workerPeakRssBytes = Math.max(workerPeakRssBytes ?? 0, proc.peakRssBytes() ?? 0);
+          const rss = proc.peakRssBytes() ?? 0;
+          if (kind === 'bridge') workerPeakRssBytes = Math.max(workerPeakRssBytes ?? 0, rss);
+          else baselinePeakRssBytes = Math.max(baselinePeakRssBytes ?? 0, rss);
           await proc.stop();
         }
         if (options.klaviyo.posts !== options.klaviyo.accepted) {
@@ -129,6 +133,7 @@ export async function benchWorker(options: WorkerBenchOptions): Promise<WorkerBe
     roundRatios,
     ratio: round(median(roundRatios), 3),
     workerPeakRssBytes,
+    baselinePeakRssBytes,
   };
 }
 
