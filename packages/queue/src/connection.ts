@@ -3,7 +3,10 @@ import { Cluster, type ClusterNode, Redis, type RedisOptions } from 'ioredis';
 export type RedisConnection = Redis | Cluster;
 
 export interface RedisTarget {
-  /** `redis://…` of a single server; ignored when `clusterNodes` is set. */
+  /**
+   * `redis://…` of a single server. With `clusterNodes`, only its user, password and scheme
+   * (`rediss://` = TLS) are used, for every node: managed clusters require AUTH and often TLS.
+   */
   url: string;
   /** `host:port` of cluster nodes; when non-empty, a Redis Cluster is used. */
   clusterNodes?: readonly string[] | undefined;
@@ -14,6 +17,21 @@ function parseClusterNodes(nodes: readonly string[]): ClusterNode[] {
     const i = node.lastIndexOf(':');
     return { host: node.slice(0, i), port: Number(node.slice(i + 1)) };
   });
+}
+
+/** What every cluster node connection takes from REDIS_URL: credentials and TLS, never the host. */
+export function clusterNodeAuth(url: string): Pick<RedisOptions, 'username' | 'password' | 'tls'> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return {};
+  }
+  return {
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
 }
 
 export function isClusterTarget(target: RedisTarget): boolean {
@@ -32,8 +50,17 @@ function connect(target: RedisTarget, options: RedisOptions): RedisConnection {
       retryStrategy,
       ...nodeOptions
     } = options;
+    const auth = clusterNodeAuth(target.url);
     return new Cluster(parseClusterNodes(target.clusterNodes), {
-      redisOptions: nodeOptions,
+      redisOptions: { ...auth, ...nodeOptions },
+      // With TLS, connect to the addresses the cluster announces as they are: certificates of
+      // managed clusters (ElastiCache, …) name them, and a resolved IP would fail the check.
+      ...(auth.tls
+        ? {
+            dnsLookup: (address: string, callback: (err: null, address: string) => void) =>
+              callback(null, address),
+          }
+        : {}),
       enableOfflineQueue,
       enableAutoPipelining,
       ...(retryStrategy ? { clusterRetryStrategy: retryStrategy } : {}),

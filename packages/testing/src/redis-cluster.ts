@@ -24,6 +24,8 @@ export interface RedisClusterOptions {
    * restarted within this time is never marked failed, so the rest of the cluster keeps serving.
    */
   nodeTimeoutMs?: number;
+  /** Every node requires it (AUTH); the cluster's env passes it in REDIS_URL, as for a managed cluster. */
+  password?: string;
 }
 
 async function clusterOk(url: string): Promise<boolean> {
@@ -65,6 +67,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     for (let i = 0; i < masters; i++) {
       servers.push(
         await startRedisServer({
+          ...(options.password ? { password: options.password } : {}),
           extraArgs: [
             '--cluster-enabled',
             'yes',
@@ -79,14 +82,22 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     const nodes = servers.map((s) => `127.0.0.1:${s.port}`);
     const created = spawnSync(
       'redis-cli',
-      ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'],
+      [
+        ...(options.password ? ['-a', options.password, '--no-auth-warning'] : []),
+        '--cluster',
+        'create',
+        ...nodes,
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ],
       { encoding: 'utf8' },
     );
     if (created.status !== 0) {
       throw new Error(`redis-cli --cluster create failed: ${created.stderr || created.stdout}`);
     }
     await waitForClusterOk(servers.map((s) => s.url));
-    return clusterHandle(nodes, servers, async () => {
+    return clusterHandle(nodes, servers, options.password, async () => {
       await Promise.all(servers.map((s) => s.stop()));
     });
   } catch (err) {
@@ -99,16 +110,20 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
 export function clusterHandle(
   nodes: string[],
   servers: RedisServer[],
+  password: string | undefined,
   stop: () => Promise<void>,
 ): RedisCluster {
-  const target: TestRedisTarget = { url: `redis://${nodes[0]}`, clusterNodes: nodes };
+  const auth = password ? `:${encodeURIComponent(password)}@` : '';
+  // REDIS_URL's host is not used on a cluster; its credentials are, for every node.
+  const url = `redis://${auth}${nodes[0]}`;
+  const target: TestRedisTarget = { url, clusterNodes: nodes };
   return {
     nodes,
     servers,
     target,
-    env: { REDIS_CLUSTER_NODES: nodes.join(',') },
+    env: { REDIS_CLUSTER_NODES: nodes.join(','), ...(password ? { REDIS_URL: url } : {}) },
     async masterFor(key) {
-      const client = new Redis(`redis://${nodes[0]}`, { maxRetriesPerRequest: 1 });
+      const client = new Redis(url, { maxRetriesPerRequest: 1 });
       client.on('error', () => {});
       try {
         const slot = Number(await client.call('CLUSTER', 'KEYSLOT', key));

@@ -23,6 +23,8 @@ export interface RedisServerOptions {
   port?: number;
   /** AOF with `appendfsync always`, like production, so a kill -9 loses nothing acknowledged. */
   appendonly?: boolean;
+  /** `requirepass` (and `masterauth`, for a cluster node); the URL then carries it. */
+  password?: string;
   extraArgs?: string[];
 }
 
@@ -53,7 +55,8 @@ async function waitUntilAnswering(url: string, timeoutMs = 10_000): Promise<void
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'gk-redis-'));
-  const url = `redis://127.0.0.1:${port}`;
+  const auth = options.password ? `:${encodeURIComponent(options.password)}@` : '';
+  const url = `redis://${auth}127.0.0.1:${port}`;
   const args = [
     '--port',
     String(port),
@@ -69,6 +72,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     options.appendonly === false ? 'no' : 'yes',
     '--appendfsync',
     'always',
+    ...(options.password ? ['--requirepass', options.password, '--masterauth', options.password] : []),
     ...(options.extraArgs ?? []),
   ];
   let child: ChildProcess | undefined;

@@ -44,7 +44,7 @@ function single(url: string, source: TestRedis['source'], stop: () => Promise<vo
 export async function useTestRedis(): Promise<TestRedis> {
   const nodes = testClusterNodes();
   if (nodes.length > 0) {
-    const { target, env } = clusterHandle(nodes, [], async () => {});
+    const { target, env } = clusterHandle(nodes, [], undefined, async () => {});
     return { url: target.url, target, env, cluster: true, source: 'env-cluster', stop: async () => {} };
   }
   const fromEnv = process.env.REDIS_URL;
