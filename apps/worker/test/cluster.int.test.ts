@@ -3,7 +3,9 @@
  * built ingest, worker and `gk-jobs` CLI, with an unbraced QUEUE_PREFIX that the services must
  * hash-tag themselves. Every key of the bridge (all queues, the per-email state) must sit in one
  * slot, the fan-out's MULTI must work, and when the master serving that slot is killed, the
- * ingest's spool must carry webhooks over the outage.
+ * ingest's spool must carry webhooks over the outage. The cluster requires a password, as managed
+ * clusters do: REDIS_URL carries it for every node, and it must never show in any output (the
+ * suite's log guard checks every line for it).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +18,7 @@ import {
   captureLogOutput,
   freePort,
   type RedisCluster,
+  registerTestSecrets,
   type ServiceProcess,
   startRedisCluster,
   startServiceProcess,
@@ -31,6 +34,8 @@ const JOBS_CLI = fileURLToPath(new URL('../dist/cli/jobs.js', import.meta.url));
 const HOOK_TOKEN = 'cluster-hook-token-41c9e7';
 const ADMIN_PASSWORD = 'cluster-admin-pw-8d02';
 const PREFIX = 'gkc';
+const REDIS_PASSWORD = 'cluster-redis-pw-5e1a9c';
+registerTestSecrets(REDIS_PASSWORD, HOOK_TOKEN, ADMIN_PASSWORD);
 
 let cluster: RedisCluster;
 let klaviyo: KlaviyoStandIn;
@@ -40,8 +45,17 @@ let worker: WorkerProcess;
 let ingestUrl: string;
 let spoolDir: string;
 
+const workerEnv = () => ({
+  QUEUE_PREFIX: PREFIX,
+  GLADLY_API_URL: gladly.url,
+  GLADLY_API_USER: GLADLY_USER,
+  GLADLY_API_TOKEN: GLADLY_TOKEN,
+  KLAVIYO_API_URL: klaviyo.url,
+  KLAVIYO_API_KEY: KLAVIYO_KEY,
+});
+
 beforeAll(async () => {
-  cluster = await startRedisCluster({ masters: 3 });
+  cluster = await startRedisCluster({ masters: 3, password: REDIS_PASSWORD });
   gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
   klaviyo = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
   gladly.setCustomer('cl-many', ['cl.one@example.test', 'cl.two@example.test', 'CL.ONE@example.test']);
@@ -63,15 +77,7 @@ beforeAll(async () => {
     },
     readyUrl: `${ingestUrl}/readyz`,
   });
-  worker = await startWorkerProcess({
-    ...cluster.env,
-    QUEUE_PREFIX: PREFIX,
-    GLADLY_API_URL: gladly.url,
-    GLADLY_API_USER: GLADLY_USER,
-    GLADLY_API_TOKEN: GLADLY_TOKEN,
-    KLAVIYO_API_URL: klaviyo.url,
-    KLAVIYO_API_KEY: KLAVIYO_KEY,
-  });
+  worker = await startWorkerProcess({ ...cluster.env, ...workerEnv() });
 }, 60_000);
 
 afterAll(async () => {
@@ -106,7 +112,7 @@ const recorded = (id: string) => klaviyo.events.filter((e) => e.uniqueId === id)
 async function keysPerMaster(pattern: string): Promise<number[]> {
   return Promise.all(
     cluster.servers.map(async (s) => {
-      const client = new Redis(s.url);
+      const client = new Redis(s.url); // carries the password
       try {
         return (await client.keys(pattern)).length;
       } finally {
@@ -126,6 +132,21 @@ async function jobsCli(args: string[]) {
 }
 
 describe('the bridge on a 3-master Redis Cluster', () => {
+  it('authenticates to every node with the credentials in REDIS_URL, and is refused without them', async () => {
+    expect(cluster.env.REDIS_URL).toContain(REDIS_PASSWORD);
+    const { REDIS_URL: _withPassword, ...withoutPassword } = cluster.env;
+    const refused = await startWorkerProcess({ ...withoutPassword, ...workerEnv() }, false);
+    try {
+      await waitFor(
+        async () =>
+          (await fetch(`http://127.0.0.1:${refused.port}/readyz`).catch(() => null))?.status === 503,
+        { what: 'the worker without the password to say not ready' },
+      );
+    } finally {
+      await refused.kill();
+    }
+  });
+
   it('delivers through the cluster, fanning out to every email in one MULTI', async () => {
     const many = await post('cl-many');
     const solo = await post('cl-solo');
