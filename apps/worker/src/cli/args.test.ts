@@ -6,7 +6,7 @@ describe('parseCliArgs', () => {
   it('reads each command with its defaults', () => {
     expect(parseCliArgs(['counts'])).toEqual({
       kind: 'counts',
-      queues: ['transitions', 'deliveries'],
+      queues: ['transitions', 'deliveries', 'customer-changes'],
       json: false,
     });
     expect(parseCliArgs(['failed', '--queue', 'deliveries', '--json', '--limit', '5'])).toEqual({
@@ -44,7 +44,7 @@ describe('parseCliArgs', () => {
     [['failed', '--all'], /--all does not apply/],
     [['failed', '--limit', '0'], /--limit must be/],
     [['failed', '--limit', 'ten'], /--limit must be/],
-    [['failed', '--queue', 'emails'], /--queue must be one of transitions, deliveries/],
+    [['failed', '--queue', 'emails'], /--queue must be one of transitions, deliveries, customer-changes/],
     [['failed', '--reason', '('], /not a valid regular expression/],
     [['retry'], /exactly one of/],
     [['retry', 'd-1', '--all'], /exactly one of/],

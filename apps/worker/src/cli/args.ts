@@ -13,7 +13,7 @@ Commands:
   retry --reason <regex>    retry the failed jobs whose reason matches
 
 Options:
-  --queue <name>     transitions or deliveries (default: both)
+  --queue <name>     transitions, deliveries or customer-changes (default: all)
   --reason <regex>   only failed jobs whose reason matches (case-insensitive JavaScript regex)
   --limit <n>        failed: show at most n jobs (default 50)
   --json             one JSON document on stdout, for scripts
@@ -48,7 +48,7 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-const ALL_QUEUES: QueueSelection = [QueueName.transitions, QueueName.deliveries];
+const ALL_QUEUES: QueueSelection = Object.values(QueueName);
 const DEFAULT_LIMIT = 50;
 
 function queuesFrom(value: string | undefined): QueueSelection {
