@@ -138,7 +138,7 @@ describe('gk-jobs against a worker with induced permanent failures', () => {
     expect(againReport.retried).toEqual([]);
     expect(againReport.refused.map((r) => r.why)).toEqual([
       'not failed (it is completed)',
-      'no such job in transitions or deliveries',
+      'no such job in transitions or deliveries or customer-changes',
     ]);
 
     // Retry by reason: the 409 one, delivered too; nothing failed remains.
