@@ -19,8 +19,10 @@ export interface EndToEndResult {
   warmupSeconds: number;
   webhooksSent: number;
   webhooksAccepted: number;
-  /** Answers other than 200, and requests that got no answer. */
+  /** Answers other than 200, and requests that got no answer even when resent once. */
   webhooksFailed: number;
+  /** Connection errors on the sender's side, by code (each one resent once). */
+  connectionErrors: Record<string, number>;
   /** The sender's worst lateness against its schedule (a late sender would flatter the figures). */
   senderMaxLagMs: number;
   deliveriesExpected: number;
@@ -100,6 +102,7 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
       REDIS_URL: options.redisUrl,
       QUEUE_PREFIX: prefix,
       WEBHOOK_BASIC_AUTH: `${WEBHOOK_USER}:${WEBHOOK_PASSWORD}`,
+      INGEST_SPOOL_PATH: join(options.logDir, 'ingest-e2e.spool'),
     },
     logDir: options.logDir,
     readyUrl: `http://127.0.0.1:${ingestPort}/readyz`,
@@ -191,6 +194,7 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
       webhooksSent: webhooks.length,
       webhooksAccepted: sent.acceptedAt.size,
       webhooksFailed: sent.failed,
+      connectionErrors: sent.connectionErrors,
       senderMaxLagMs: round(sent.maxLagMs, 1),
       deliveriesExpected: expected.length,
       deliveriesReceived: latencies.length,
@@ -229,8 +233,10 @@ interface SendResult {
   start: number;
   /** Event id → performance.now() when its 200 arrived. */
   acceptedAt: Map<string, number>;
-  /** Answers other than 200, and requests that got no answer. */
+  /** Answers other than 200, and requests that got no answer even when resent. */
   failed: number;
+  /** Connection errors by code (each followed by one resend). */
+  connectionErrors: Record<string, number>;
   maxLagMs: number;
 }
 
@@ -241,7 +247,13 @@ async function sendAtRate(
   webhooks: ScheduledWebhook[],
   ratePerSecond: number,
 ): Promise<SendResult> {
-  const result: SendResult = { start: performance.now() + 50, acceptedAt: new Map(), failed: 0, maxLagMs: 0 };
+  const result: SendResult = {
+    start: performance.now() + 50,
+    acceptedAt: new Map(),
+    failed: 0,
+    connectionErrors: {},
+    maxLagMs: 0,
+  };
   const intervalMs = 1000 / ratePerSecond;
   const inFlight: Promise<void>[] = [];
   for (const [s, w] of webhooks.entries()) {
@@ -256,16 +268,25 @@ async function sendAtRate(
       initiator: { id: w.customerId, type: 'CUSTOMER' },
       content: { customerId: w.customerId, conversationId: `conv-${w.customerId}` },
     });
+    const attempt = async (): Promise<void> => {
+      try {
+        const status = await post(agent, url, body);
+        if (status === 200) result.acceptedAt.set(w.id, performance.now());
+        else result.failed += 1;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? 'error';
+        result.connectionErrors[code] = (result.connectionErrors[code] ?? 0) + 1;
+        throw err;
+      }
+    };
+    // A connection error before any answer (say, a keep-alive socket the server closed while the
+    // machine stalled) is resent once, as Gladly would; the ingest dedupes by event id.
     inFlight.push(
-      post(agent, url, body).then(
-        (status) => {
-          if (status === 200) result.acceptedAt.set(w.id, performance.now());
-          else result.failed += 1;
-        },
-        () => {
+      attempt()
+        .catch(() => attempt())
+        .catch(() => {
           result.failed += 1;
-        },
-      ),
+        }),
     );
   }
   await Promise.all(inFlight);

@@ -163,6 +163,8 @@ export async function benchIngest(options: IngestBenchOptions): Promise<IngestBe
         REDIS_URL: options.redisUrl,
         QUEUE_PREFIX: prefix,
         WEBHOOK_BASIC_AUTH: `${WEBHOOK_USER}:${WEBHOOK_PASSWORD}`,
+        // The ingest's local spool (for when Redis does not answer) goes with the run's logs.
+        INGEST_SPOOL_PATH: join(options.logDir, 'ingest-load.spool'),
       },
       logDir: options.logDir,
       readyUrl: `http://127.0.0.1:${port}/readyz`,
