@@ -30,8 +30,9 @@ export interface TransitionsDeps {
 /**
  * Looks up the customer's emails (in the cache, else in Gladly) and fans out one delivery per
  * distinct valid email.
- * Delivery job ids are derived from (event id, email) and added in one MULTI, so a retried
- * transition never creates a second delivery.
+ * Delivery job ids are derived from (event id, email) and added in one pipeline (BullMQ's addBulk:
+ * not atomic), so a retried transition, even one that crashed halfway through the fan-out, adds
+ * only the deliveries still missing and never a second one.
  */
 export function createTransitionsProcessor(deps: TransitionsDeps) {
   const authPauseMs = deps.authPauseMs ?? 30_000;
