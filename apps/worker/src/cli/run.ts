@@ -4,9 +4,8 @@ import {
   createProducerConnection,
   createQueues,
   queuePrefix,
-  type RedisConnection,
 } from '@gk/queue';
-import { ConfigError, parseEnv, redisEnvShape } from '@gk/runtime';
+import { ConfigError, parseEnv, redisEnvShape, waitForRedis } from '@gk/runtime';
 import { z } from 'zod';
 import { type CliCommand, parseCliArgs, USAGE, UsageError } from './args.js';
 import { countJobs, listFailed, retryFailed } from './failed-jobs.js';
@@ -31,34 +30,6 @@ export function describeTarget(url: string, clusterNodes: readonly string[]): st
   } catch {
     return 'REDIS_URL';
   }
-}
-
-function waitReady(connection: RedisConnection, timeoutMs: number): Promise<void> {
-  if (connection.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    let lastError = '';
-    let errors = 0;
-    const onError = (err: Error) => {
-      lastError = err.message;
-      // ioredis retries after 200, 400 ms…: a third refusal in a row is not a blip.
-      errors += 1;
-      if (errors >= 3) finish(new Error(lastError));
-    };
-    const finish = (err?: Error) => {
-      clearTimeout(timer);
-      connection.off('ready', onReady);
-      connection.off('error', onError);
-      if (err) reject(err);
-      else resolve();
-    };
-    const timer = setTimeout(
-      () => finish(new Error(lastError || `no answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const onReady = () => finish();
-    connection.once('ready', onReady);
-    connection.on('error', onError);
-  });
 }
 
 async function execute(command: Exclude<CliCommand, { kind: 'help' }>, queues: BridgeQueues, io: CliIo) {
@@ -128,7 +99,7 @@ export async function runJobsCli(
   let queues: BridgeQueues | undefined;
   try {
     try {
-      await waitReady(connection, options.connectTimeoutMs ?? 5_000);
+      await waitForRedis(connection, options.connectTimeoutMs ?? 5_000);
     } catch (err) {
       io.stderr(`gk-jobs: Redis unreachable at ${target}: ${(err as Error).message}\n`);
       return EXIT.failed;
