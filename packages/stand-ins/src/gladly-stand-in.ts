@@ -216,12 +216,7 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     const now = Date.now();
     const selected = history.filter((e) => {
       const at = Date.parse(e.timestamp);
-      return (
-        at >= startAt &&
-        at <= endAt &&
-        (visibleAt.get(e) ?? 0) <= now &&
-        wanted.has(e.type.split('/')[0] ?? '')
-      );
+      return at >= startAt && at <= endAt && (visibleAt.get(e) ?? 0) <= now && wanted.has(entityOf(e.type));
     });
     record.status = 200;
     record.count = selected.length;
@@ -439,6 +434,15 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
       return server.close();
     },
   };
+}
+
+/**
+ * The entity an event type belongs to: the part before `/`. Customer profile events
+ * (`CUSTOMER_PROFILE/UPDATED|DELETED`) are part of the `CUSTOMER` entity, with `CUSTOMER/MERGED`.
+ */
+function entityOf(type: string): string {
+  const prefix = type.split('/')[0] ?? '';
+  return prefix === 'CUSTOMER_PROFILE' ? 'CUSTOMER' : prefix;
 }
 
 function basic(user: string, token: string): string {
