@@ -95,6 +95,8 @@ export function createSelfHealingMetrics(registry: Registry): SelfHealingMetrics
     for (const kind of ['transition', 'customer_change'])
       metrics.reconcileRecovered.inc({ trigger, kind }, 0);
   }
+  // All 0 until the watchdog's first run (or for good when it is off).
+  for (const state of WEBHOOK_STATES) metrics.webhookState.set({ state }, 0);
   metrics.reconcileGapLost.inc(0);
   metrics.reconcileGapLostSeconds.inc(0);
   return metrics;
