@@ -40,6 +40,8 @@ export interface GladlySenderOptions {
   dropRate?: number;
   /** No answer within this long is a failure. Gladly: 15 s. */
   timeoutMs?: number;
+  /** Each first delivery leaves after a random 0…this many ms (Gladly's own queueing). Default 0. */
+  maxSendDelayMs?: number;
   random?: () => number;
 }
 
@@ -99,7 +101,7 @@ export class GladlyWebhooks {
   private closed = false;
 
   constructor(options: GladlySenderOptions = {}) {
-    this.options = { timeFactor: 1, dropRate: 0, timeoutMs: 15_000, random: Math.random };
+    this.options = { timeFactor: 1, dropRate: 0, timeoutMs: 15_000, maxSendDelayMs: 0, random: Math.random };
     this.configure(options);
   }
 
@@ -178,7 +180,18 @@ export class GladlyWebhooks {
         });
         continue;
       }
-      void this.attempt(hook.id, hook.generation, event, 0, Date.now());
+      const delayMs =
+        this.options.maxSendDelayMs > 0 ? this.options.random() * this.options.maxSendDelayMs : 0;
+      if (delayMs === 0) {
+        void this.attempt(hook.id, hook.generation, event, 0, Date.now());
+        continue;
+      }
+      const { id, generation } = hook;
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        void this.attempt(id, generation, event, 0, Date.now());
+      }, delayMs);
+      this.timers.add(timer);
     }
   }
 
