@@ -134,6 +134,8 @@ export function createSelfHealing(deps: SelfHealingDeps): SelfHealing {
         JobName.reconcile,
         'Events API reconciliation',
       );
+      // With both off nothing queues self-healing jobs: no worker on the queue.
+      if (!watch && settings.reconcileIntervalSeconds === 0) return;
       worker.run().catch((err: unknown) => logger.error({ err }, 'self-healing worker stopped unexpectedly'));
     },
     warnings: () => reconciler.warnings(),

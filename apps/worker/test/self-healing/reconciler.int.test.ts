@@ -15,7 +15,14 @@ import {
   type RedisConnection,
   transitionJobId,
 } from '@gk/queue';
-import { createLogger, createMetricsRegistry } from '@gk/runtime';
+import {
+  closeServer,
+  createHealthServer,
+  createLogger,
+  createMetricsRegistry,
+  listen,
+  Readiness,
+} from '@gk/runtime';
 import { type GladlyEventRecord, type GladlyStandIn, startGladlyStandIn } from '@gk/stand-ins';
 import { type TestRedis, uniquePrefix, useTestRedis } from '@gk/testing';
 import type { Registry } from 'prom-client';
@@ -141,6 +148,18 @@ describe('reconciler', () => {
     expect(summary?.lostSeconds).toBeGreaterThan(5 * 3600);
     expect(summary?.recovered.transitions).toBe(1);
     expect(r.warnings()[0]).toMatch(/24 h/);
+    // The worker's /readyz shows it as a warning, still ready.
+    const server = createHealthServer({ readiness: new Readiness(), warnings: () => r.warnings() });
+    await listen(server, 0, '127.0.0.1');
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { status: string; warnings?: string[] };
+      expect(body.status).toBe('ready');
+      expect(body.warnings?.[0]).toMatch(/skipped .* older than Gladly's 24 h window/);
+    } finally {
+      await closeServer(server);
+    }
     expect(await metric('gk_reconcile_gap_lost_total')).toBe(1);
     expect(Number(await connection.get(key))).toBeGreaterThan(Date.now() - 5_000);
     // The next run is inside the window again: the warning clears.
