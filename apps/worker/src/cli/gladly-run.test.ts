@@ -25,25 +25,18 @@ describe('gk-gladly', () => {
     expect(() => parseGladlyArgs(['webhook', 'status', 'extra'])).toThrow(/unexpected argument/);
   });
 
-  it("sends the ingest's first Basic pair, else its first token in the configured header", () => {
-    const header = 'X-Gladly-Token';
-    expect(
-      webhookAuth({
-        WEBHOOK_BASIC_AUTH: 'gladly:new:pw, gladly:old',
-        WEBHOOK_TOKENS: 't1',
-        WEBHOOK_TOKEN_HEADER: header,
-      }),
-    ).toEqual({ credentials: { username: 'gladly', password: 'new:pw' } });
-    expect(
-      webhookAuth({
-        WEBHOOK_BASIC_AUTH: undefined,
-        WEBHOOK_TOKENS: ' t1 ,t2',
-        WEBHOOK_TOKEN_HEADER: 'X-Token',
-      }),
-    ).toEqual({ headers: { 'X-Token': 't1' } });
-    expect(
-      webhookAuth({ WEBHOOK_BASIC_AUTH: undefined, WEBHOOK_TOKENS: undefined, WEBHOOK_TOKEN_HEADER: header }),
-    ).toBeUndefined();
+  it("sends the ingest's first Basic pair, else its first token in its token header", () => {
+    const pairs = [
+      { username: 'gladly', password: 'new:pw' },
+      { username: 'gladly', password: 'old' },
+    ];
+    expect(webhookAuth({ basic: pairs, tokenHeader: 'X-Gladly-Token', tokens: ['t1'] })).toEqual({
+      credentials: { username: 'gladly', password: 'new:pw' },
+    });
+    expect(webhookAuth({ basic: [], tokenHeader: 'X-Token', tokens: ['t1', 't2'] })).toEqual({
+      headers: { 'X-Token': 't1' },
+    });
+    expect(webhookAuth({ basic: [], tokenHeader: 'X-Gladly-Token', tokens: [] })).toBeUndefined();
   });
 
   it('says why a webhook is not receiving: missing, deactivated by Gladly, disabled by hand, lacking events', () => {

@@ -7,7 +7,8 @@ import {
   type GladlyWebhooksClient,
   missingWebhookEvents,
 } from '@gk/gladly';
-import { ConfigError, envString, envStringWithDefault, envUrl, parseEnv } from '@gk/runtime';
+import { loadConfig as loadIngestConfig } from '@gk/ingest/config';
+import { ConfigError, envUrl, parseEnv } from '@gk/runtime';
 import { z } from 'zod';
 
 export const GLADLY_USAGE = `Usage: npm run gladly -- webhook <status|register|enable> [--json]   (bin: gk-gladly)
@@ -70,24 +71,27 @@ const GladlyCliEnv = z.object({
   GLADLY_WEBHOOK_URL: envUrl().pipe(
     z.string({ message: 'is required: the public URL of POST /webhooks/gladly as Gladly calls it' }),
   ),
-  WEBHOOK_BASIC_AUTH: envString(),
-  WEBHOOK_TOKENS: envString(),
-  WEBHOOK_TOKEN_HEADER: envStringWithDefault('X-Gladly-Token'),
 });
 type GladlyCliEnv = z.infer<typeof GladlyCliEnv>;
 
-/** What Gladly should send: the first pair or token the ingest accepts (credentials are write-only in Gladly). */
+/** The ingest's webhook credentials, as its own configuration reads them. */
+export interface IngestWebhookAuth {
+  basic: readonly { username: string; password: string }[];
+  tokenHeader: string;
+  tokens: readonly string[];
+}
+
+/**
+ * What Gladly should send: the first Basic pair the ingest accepts, else its first token in its
+ * token header. Credentials are write-only in Gladly, so register always sends them.
+ */
 export function webhookAuth(
-  env: Pick<GladlyCliEnv, 'WEBHOOK_BASIC_AUTH' | 'WEBHOOK_TOKENS' | 'WEBHOOK_TOKEN_HEADER'>,
+  auth: IngestWebhookAuth,
 ): Pick<GladlyWebhookInput, 'credentials' | 'headers'> | undefined {
-  const pair = env.WEBHOOK_BASIC_AUTH?.split(',')[0]?.trim();
-  if (pair) {
-    const colon = pair.indexOf(':');
-    if (colon > 0)
-      return { credentials: { username: pair.slice(0, colon), password: pair.slice(colon + 1) } };
-  }
-  const token = env.WEBHOOK_TOKENS?.split(',')[0]?.trim();
-  if (token) return { headers: { [env.WEBHOOK_TOKEN_HEADER]: token } };
+  const [pair] = auth.basic;
+  if (pair) return { credentials: { username: pair.username, password: pair.password } };
+  const [token] = auth.tokens;
+  if (token) return { headers: { [auth.tokenHeader]: token } };
   return undefined;
 }
 
@@ -225,7 +229,17 @@ export async function runGladlyCli(
         return report.problem ? EXIT.unhealthy : EXIT.ok;
       }
       case 'register': {
-        const auth = webhookAuth(config);
+        // The same reading of WEBHOOK_BASIC_AUTH / WEBHOOK_TOKENS as the ingest's, so Gladly is
+        // given a credential the ingest accepts.
+        let ingestAuth: IngestWebhookAuth;
+        try {
+          ingestAuth = loadIngestConfig(env).webhookAuth;
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          io.stderr(`gk-gladly: register reads the webhook credentials as the ingest does: ${err.message}\n`);
+          return EXIT.failed;
+        }
+        const auth = webhookAuth(ingestAuth);
         if (!auth) {
           io.stderr(
             'gk-gladly: register needs the credentials Gladly should send: set WEBHOOK_BASIC_AUTH (user:password) or WEBHOOK_TOKENS\n',
