@@ -1,7 +1,12 @@
 import { resolve } from 'node:path';
 import { ConfigError } from '@gk/runtime';
 import { describe, expect, it } from 'vitest';
+import { createWebhookAuthenticator } from './auth.js';
 import { loadConfig } from './config.js';
+
+const basic = (user: string, password: string) => ({
+  authorization: `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`,
+});
 
 function configError(env: NodeJS.ProcessEnv): string {
   try {
@@ -123,5 +128,38 @@ describe('loadConfig', () => {
       [name]: value,
     });
     expect(message).toContain(`${name}:`);
+  });
+
+  it('accepts a password with ",", ":" and a leading space exactly and only as written', () => {
+    const password = ' pa,ss:wo rd';
+    const config = loadConfig({ WEBHOOK_BASIC_AUTH: `gladly:${password}` });
+    expect(config.webhookAuth.basic).toEqual([{ username: 'gladly', password }]);
+    const authenticate = createWebhookAuthenticator(config.webhookAuth);
+    expect(authenticate(basic('gladly', password))).toBe(true);
+    for (const wrong of ['pa,ss:wo rd', ' pa', 'ss:wo rd', ` ${password}`, `${password} `, ' pa,ss:wo']) {
+      expect(authenticate(basic('gladly', wrong))).toBe(false);
+    }
+    expect(authenticate(basic('ss', 'wo rd'))).toBe(false);
+  });
+
+  it('takes several pairs or tokens as a JSON array, each verbatim', () => {
+    const config = loadConfig({
+      WEBHOOK_BASIC_AUTH: '["gladly: old,pass:1", "gladly:new-pass"]',
+      WEBHOOK_TOKENS: '[" tok,en:1 ", "tok2"]',
+    });
+    expect(config.webhookAuth.basic).toEqual([
+      { username: 'gladly', password: ' old,pass:1' },
+      { username: 'gladly', password: 'new-pass' },
+    ]);
+    expect(config.webhookAuth.tokens).toEqual([' tok,en:1 ', 'tok2']);
+    const authenticate = createWebhookAuthenticator(config.webhookAuth);
+    expect(authenticate({ 'x-gladly-token': ' tok,en:1 ' })).toBe(true);
+    expect(authenticate({ 'x-gladly-token': 'tok,en:1' })).toBe(false);
+    expect(authenticate({ 'x-gladly-token': ' tok' })).toBe(false);
+  });
+
+  it('takes one token verbatim, commas and spaces included', () => {
+    const config = loadConfig({ WEBHOOK_TOKENS: ' a,b ' });
+    expect(config.webhookAuth.tokens).toEqual([' a,b ']);
   });
 });
