@@ -14,8 +14,8 @@ import type { Registry } from 'prom-client';
 import { createApp } from '../src/app.js';
 import type { WebhookAuthConfig } from '../src/auth.js';
 import type { AdminConfig, SpoolConfig } from '../src/config.js';
-import { JobStore } from '../src/job-store.js';
-import { Spool } from '../src/spool.js';
+import { JobStore } from '../src/store/job-store.js';
+import { Spool } from '../src/store/spool.js';
 
 /** Credentials used across the integration tests; none of them may ever show up in a log line. */
 export const WEBHOOK_USER = 'gladly-hook';
