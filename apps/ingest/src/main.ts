@@ -58,8 +58,8 @@ async function main(): Promise<void> {
         opened.report.rewriteFailed
           ? 'spool opened as it was: rewriting it failed (is the disk full?); relaying what it holds'
           : opened.report.recovered > 0
-          ? 'spool opened with entries from a previous run; relaying them to Redis'
-          : 'spool opened',
+            ? 'spool opened with entries from a previous run; relaying them to Redis'
+            : 'spool opened',
       );
       if (opened.report.corrupt > 0) {
         logger.error(

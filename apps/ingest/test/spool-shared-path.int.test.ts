@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createProducerConnection, createQueues, closeQueues, transitionJobId } from '@gk/queue';
+import { closeQueues, createProducerConnection, createQueues, transitionJobId } from '@gk/queue';
 import {
   freePort,
   type RedisServer,
@@ -30,7 +30,8 @@ const PASSWORD = 'shared-spool-password-7c21';
 
 const isRoot = process.getuid?.() === 0;
 const canUnshare =
-  isRoot && spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' }).status === 0;
+  isRoot &&
+  spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' }).status === 0;
 const skipReason = !isRoot
   ? 'needs root: unshare --pid creates a PID namespace only as root'
   : 'unshare --pid --fork --mount-proc does not work here';
@@ -99,7 +100,15 @@ async function startIngest(name: string): Promise<Ingest> {
     const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${host}/status`, 'utf8'))?.[1] ?? '';
     return { host, inner: nspid.trim().split(/\s+/).pop() ?? '' };
   };
-  const ingest: Ingest = { name, url: `http://127.0.0.1:${port}`, child, output: () => out, exited, alive, pids };
+  const ingest: Ingest = {
+    name,
+    url: `http://127.0.0.1:${port}`,
+    child,
+    output: () => out,
+    exited,
+    alive,
+    pids,
+  };
   running.push(ingest);
   // Up (healthz answers) or refused (exited): either is allowed, sharing the spool is not.
   await waitFor(
@@ -125,9 +134,7 @@ async function sendTo(ingest: Ingest, count: number): Promise<{ ok: string[]; ot
   let other = 0;
   for (let i = 0; i < count; i++) {
     const event = freshEvent();
-    const res = await postWebhook(ingest.url, event, { auth: basicAuth(USER, PASSWORD) }).catch(
-      () => null,
-    );
+    const res = await postWebhook(ingest.url, event, { auth: basicAuth(USER, PASSWORD) }).catch(() => null);
     if (res?.status === 200) ok.push(event.id);
     else other += 1;
     await res?.body?.cancel();

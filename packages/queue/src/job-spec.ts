@@ -66,7 +66,11 @@ export function deliveryJob(
 }
 
 /** What BullMQ's `add`/`addBulk` take for a spec. */
-export function bulkJob<T>(spec: JobSpec<T>): { name: string; data: T; opts: JobsOptions & { jobId: string } } {
+export function bulkJob<T>(spec: JobSpec<T>): {
+  name: string;
+  data: T;
+  opts: JobsOptions & { jobId: string };
+} {
   return { name: spec.name, data: spec.data, opts: { ...spec.options, jobId: spec.jobId } };
 }
 
@@ -110,7 +114,10 @@ export function readJobSpec(raw: unknown): JobSpecReading {
     const fields = payload.error.issues.map((i) => i.path.join('.') || '(payload)').slice(0, 5);
     return { ok: false, reason: `payload does not match the ${known} schema (${fields.join(', ')})` };
   }
-  return { ok: true, spec: { queue: known, name, jobId, data: payload.data, options: defaultOptions[known] } };
+  return {
+    ok: true,
+    spec: { queue: known, name, jobId, data: payload.data, options: defaultOptions[known] },
+  };
 }
 
 export interface AddResult {

@@ -101,11 +101,16 @@ export const envList = () =>
 
 /** A required value (trimmed): the message says what it is, e.g. "a Gladly API token". */
 export const required = (what: string) =>
-  z.preprocess(blankToUndefined, z.string({ message: `is required (${what})` }).trim().min(1));
+  z.preprocess(
+    blankToUndefined,
+    z
+      .string({ message: `is required (${what})` })
+      .trim()
+      .min(1),
+  );
 
 /** A secret, taken verbatim (spaces may be part of it); only an empty value counts as unset. */
-export const envSecret = () =>
-  z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
+export const envSecret = () => z.preprocess((v) => (v === '' ? undefined : v), z.string().optional());
 
 /** A required secret, verbatim. */
 export const requiredSecret = (what: string) =>

@@ -69,10 +69,7 @@ describe('addJobOnce (the one way a JobSpec reaches Redis)', () => {
   it('says duplicate for a redelivery and keeps the first job untouched', async () => {
     const t = transition();
     expect((await addJobOnce(queues, transitionJob(t))).outcome).toBe('accepted');
-    const again = await addJobOnce(
-      queues,
-      transitionJob({ ...t, occurredAt: '2026-11-20T14:09:00.000Z' }),
-    );
+    const again = await addJobOnce(queues, transitionJob({ ...t, occurredAt: '2026-11-20T14:09:00.000Z' }));
     expect(again.outcome).toBe('duplicate');
     expect((await observerQueues.transitions.getJob(again.jobId))?.data.occurredAt).toBe(t.occurredAt);
   });
@@ -80,9 +77,7 @@ describe('addJobOnce (the one way a JobSpec reaches Redis)', () => {
   it('accepts exactly one of many concurrent deliveries of the same event', async () => {
     const t = transition();
     const before = await observerQueues.transitions.getWaitingCount();
-    const results = await Promise.all(
-      Array.from({ length: 12 }, () => addJobOnce(queues, transitionJob(t))),
-    );
+    const results = await Promise.all(Array.from({ length: 12 }, () => addJobOnce(queues, transitionJob(t))));
     expect(results.filter((r) => r.outcome === 'accepted')).toHaveLength(1);
     expect(results.filter((r) => r.outcome === 'duplicate')).toHaveLength(11);
     expect(await observerQueues.transitions.getWaitingCount()).toBe(before + 1);

@@ -108,7 +108,10 @@ export class SpoolRelay {
     this.#running = this.#run()
       .catch((err: unknown) => {
         // Not expected (every step catches its own), but never an unhandled rejection.
-        this.#o.logger.error({ err: { message: (err as Error).message } }, 'spool relay stopped unexpectedly');
+        this.#o.logger.error(
+          { err: { message: (err as Error).message } },
+          'spool relay stopped unexpectedly',
+        );
       })
       .finally(() => {
         this.#running = null;
@@ -147,7 +150,8 @@ export class SpoolRelay {
     this.#o.metrics()?.ioErrors.inc({ op });
     const message = err instanceof Error ? err.message : String(err);
     this.#problem = `spool ${op} failed: ${message}`;
-    if (!logged) this.#o.logger.error({ err: { message, op } }, 'spool relay: file operation failed; retrying');
+    if (!logged)
+      this.#o.logger.error({ err: { message, op } }, 'spool relay: file operation failed; retrying');
   }
 
   async #run(): Promise<void> {
@@ -174,7 +178,9 @@ export class SpoolRelay {
         continue;
       }
       const readings: JobSpecReading[] = batch.map((e) =>
-        e.job === undefined ? { ok: false, reason: 'the record no longer reads back (damaged on disk)' } : readJobSpec(e.job),
+        e.job === undefined
+          ? { ok: false, reason: 'the record no longer reads back (damaged on disk)' }
+          : readJobSpec(e.job),
       );
       // Sent together (one round trip with auto-pipelining); Redis runs them in this order.
       const results = await withTimeout(
@@ -191,14 +197,16 @@ export class SpoolRelay {
       // Only an unbroken run from the oldest leaves the spool (stored, or given up on).
       let through = 0;
       let stop: unknown;
-      const dead: { seq: number; letter: DeadLetter; queue: string; reason: 'unreadable' | 'rejected' }[] = [];
+      const dead: { seq: number; letter: DeadLetter; queue: string; reason: 'unreadable' | 'rejected' }[] =
+        [];
       let ioFailed = false;
       for (const [i, r] of results.entries()) {
         const entry = batch[i];
         if (!entry) break;
         if (r.status === 'fulfilled') {
           const reading = readings[i];
-          if (reading?.ok) this.#o.metrics()?.relayed.inc({ queue: reading.spec.queue, outcome: r.value.outcome });
+          if (reading?.ok)
+            this.#o.metrics()?.relayed.inc({ queue: reading.spec.queue, outcome: r.value.outcome });
           this.#attempts.delete(entry.seq);
           through = entry.seq;
           continue;
@@ -230,16 +238,25 @@ export class SpoolRelay {
         stop = r.reason;
         break;
       }
-      if (results.some((r) => r.status === 'fulfilled' || permanentReason(r.reason))) this.#o.onRedisAnswered();
+      if (results.some((r) => r.status === 'fulfilled' || permanentReason(r.reason)))
+        this.#o.onRedisAnswered();
 
       if (dead.length > 0) {
         try {
-          await appendDeadLetters(deadLetterPath(spool.path), dead.map((d) => d.letter));
+          await appendDeadLetters(
+            deadLetterPath(spool.path),
+            dead.map((d) => d.letter),
+          );
           for (const d of dead) {
             this.#o.metrics()?.deadLettered.inc({ queue: d.queue, reason: d.reason });
             this.#attempts.delete(d.seq);
             logger.error(
-              { deadLetter: d.letter.id, queue: d.queue, reason: d.letter.reason, attempts: d.letter.attempts },
+              {
+                deadLetter: d.letter.id,
+                queue: d.queue,
+                reason: d.letter.reason,
+                attempts: d.letter.attempts,
+              },
               'spool entry moved to the dead-letter file (npm run jobs -- spool list)',
             );
           }
@@ -253,7 +270,9 @@ export class SpoolRelay {
         }
       }
       if (through > 0) {
+        // Something moved: the next wait starts short again.
         this.#progressAt = Date.now();
+        wait = this.#o.retryMs.min;
         try {
           await spool.markRelayed(through);
         } catch (err) {
@@ -273,7 +292,8 @@ export class SpoolRelay {
       if (!ioFailed) {
         const message = stop instanceof Error ? stop.message : String(stop);
         if (!permanentReason(stop)) this.#o.onRedisProblem(message);
-        if (!failing) logger.warn({ err: { message }, depth: spool.depth }, 'spool relay: not stored; retrying');
+        if (!failing)
+          logger.warn({ err: { message }, depth: spool.depth }, 'spool relay: not stored; retrying');
         this.#problem = message;
       }
       await backOff();

@@ -141,7 +141,8 @@ export class SpoolLock {
       let takeOver = false;
       if (owner && 'legacyPid' in owner) {
         // Written by an older version (a pid only): its rule, since it never heartbeats.
-        if (owner.legacyPid !== process.pid && pidAlive(owner.legacyPid)) throw refuse(`process ${owner.legacyPid}`);
+        if (owner.legacyPid !== process.pid && pidAlive(owner.legacyPid))
+          throw refuse(`process ${owner.legacyPid}`);
         takeOver = true;
       } else if (owner && ownerDead(owner, me)) {
         takeOver = true;
@@ -163,7 +164,11 @@ export class SpoolLock {
         if (moved) {
           const current = await readFile(path, 'utf8').catch(() => null);
           if (current === null) continue; // released: try again
-          throw refuse(owner ? `instance ${owner.instance.slice(0, 8)}, pid ${owner.pid} on ${owner.host}` : 'unreadable lock');
+          throw refuse(
+            owner
+              ? `instance ${owner.instance.slice(0, 8)}, pid ${owner.pid} on ${owner.host}`
+              : 'unreadable lock',
+          );
         }
         takeOver = true;
       }

@@ -11,7 +11,14 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Spool, type SpoolEntry, type SpoolFaults, type SpoolOptions, SpoolFullError, SpoolLockedError } from './spool.js';
+import {
+  Spool,
+  type SpoolEntry,
+  type SpoolFaults,
+  SpoolFullError,
+  SpoolLockedError,
+  type SpoolOptions,
+} from './spool.js';
 
 const jobIdOf = (e: SpoolEntry) => (e.job as { jobId: string }).jobId;
 
@@ -172,7 +179,14 @@ describe('Spool', () => {
     // The owner vanished without closing: another PID namespace, no heartbeat any more.
     writeFileSync(
       `${path}.lock`,
-      JSON.stringify({ instance: 'gone', pid: 1, host: 'other-host', boot: null, pidNamespace: null, started: null }),
+      JSON.stringify({
+        instance: 'gone',
+        pid: 1,
+        host: 'other-host',
+        boot: null,
+        pidNamespace: null,
+        started: null,
+      }),
     );
     open.splice(open.indexOf(first.spool), 1);
     const started = Date.now();
@@ -223,7 +237,9 @@ describe('Spool I/O errors', () => {
     await closeAndForget(first.spool);
     appendFileSync(path, '0badc0de {"s":9'); // a torn tail: would join the next record's line
     const before = readFileSync(path, 'utf8');
-    const failing = await openSpool(1_000, { faults: (op) => (op === 'rewrite' ? { error: enospc() } : undefined) });
+    const failing = await openSpool(1_000, {
+      faults: (op) => (op === 'rewrite' ? { error: enospc() } : undefined),
+    });
     expect(failing.report.rewriteFailed).toMatch(/ENOSPC/);
     expect(readFileSync(path, 'utf8')).toBe(before.slice(0, before.lastIndexOf('\n') + 1));
     expect((await failing.spool.peek(10)).map(jobIdOf)).toEqual(['t-evt3', 't-evt4']);
@@ -237,7 +253,10 @@ describe('Spool I/O errors', () => {
   it('throws a failed read to the caller (the relay retries it)', async () => {
     let fail = true;
     const { spool } = await openSpool(1_000, {
-      faults: (op) => (op === 'peek' && fail ? { error: Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }) } : undefined),
+      faults: (op) =>
+        op === 'peek' && fail
+          ? { error: Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }) }
+          : undefined,
     });
     await spool.append(job(1));
     await expect(spool.peek(10)).rejects.toThrow(/EIO/);

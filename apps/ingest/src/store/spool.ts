@@ -1,4 +1,13 @@
-import { constants, type FileHandle, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import {
+  constants,
+  type FileHandle,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { decodeRecord, encodeRecord, type StoredJobSpec } from '@gk/queue';
 import { SpoolLock, type SpoolLockOptions } from './spool-lock.js';
