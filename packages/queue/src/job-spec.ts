@@ -143,7 +143,7 @@ type WithExists = { exists(key: string): Promise<number> };
  */
 export async function addJobOnce(queues: BridgeQueues, spec: JobSpec): Promise<AddResult> {
   const queue = queueByName(queues, spec.queue);
-  const client = await queue.client;
+  const client = await queue.getBackend().client;
   // What queue.add does, minus the Job bookkeeping we do not need.
   const job = new Job(queue, spec.name, spec.data, { ...spec.options, jobId: spec.jobId }, spec.jobId);
   const existed = (client as unknown as WithExists).exists(queue.toKey(spec.jobId));

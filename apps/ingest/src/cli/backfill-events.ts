@@ -82,7 +82,7 @@ export async function backfillEvents(
     const spec = transitionJob(transition);
     if (deps.dryRun) {
       const jobId = spec.jobId;
-      const client = (await deps.queues.transitions.client) as unknown as WithExists;
+      const client = (await deps.queues.transitions.getBackend().client) as unknown as WithExists;
       const present =
         seenInDryRun.has(jobId) || (await client.exists(deps.queues.transitions.toKey(jobId))) === 1;
       seenInDryRun.add(jobId);
