@@ -7,6 +7,8 @@ export interface HealthServerOptions {
   registry?: Registry;
   /** Shown in `/readyz` as `warnings` when non-empty; they do not make the process unready. */
   warnings?: () => string[];
+  /** Said in every /readyz answer, e.g. "sandbox" (BRIDGE_SANDBOX=true). */
+  mode?: string;
 }
 
 /**
@@ -28,6 +30,7 @@ export function createHealthServer(options: HealthServerOptions): Server {
           const warnings = options.warnings?.() ?? [];
           send(r.ready ? 200 : 503, {
             status: r.ready ? 'ready' : 'not ready',
+            ...(options.mode ? { mode: options.mode } : {}),
             reasons: r.reasons,
             ...(warnings.length > 0 ? { warnings } : {}),
           });

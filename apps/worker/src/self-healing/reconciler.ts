@@ -1,7 +1,12 @@
 import { readGladlyEvent } from '@gk/domain';
 import { EVENTS_WINDOW_MS, type GladlyEventsQuery } from '@gk/gladly';
-import { enqueueCustomerChange, enqueueTransition } from '@gk/ingest/enqueue';
-import type { BridgeQueues, RedisConnection } from '@gk/queue';
+import {
+  addJobOnce,
+  type BridgeQueues,
+  customerChangeJob,
+  type RedisConnection,
+  transitionJob,
+} from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { defineScript, runScript } from '../redis-script.js';
 import type { ReconcileTrigger, SelfHealingMetrics } from './metrics.js';
@@ -31,7 +36,7 @@ export interface ReconcileSummary {
 
 export interface ReconcilerDeps {
   connection: RedisConnection;
-  queues: Pick<BridgeQueues, 'transitions' | 'customerChanges'>;
+  queues: BridgeQueues;
   /** Streams the Events API's lines (streamGladlyEvents bound to the configured Gladly). */
   readEvents: (query: GladlyEventsQuery) => AsyncIterable<string>;
   /** Redis key holding the watermark (ms): how far continuous reconciliation has read. */
@@ -145,14 +150,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         summary.invalid += 1;
         continue;
       }
-      // The same reading and the same add-once store as the webhook: what arrived is a no-op.
+      // The same reading, job spec and add-once store as the webhook: what arrived is a no-op.
       const reading = readGladlyEvent(body, receivedAt);
       if (reading.kind === 'transition') {
-        const result = await enqueueTransition(deps.queues.transitions, reading.transition);
+        const result = await addJobOnce(deps.queues, transitionJob(reading.transition));
         if (result.outcome === 'accepted') summary.recovered.transitions += 1;
         else summary.alreadyPresent += 1;
       } else if (reading.kind === 'customer_change') {
-        const result = await enqueueCustomerChange(deps.queues.customerChanges, reading.change);
+        const result = await addJobOnce(deps.queues, customerChangeJob(reading.change));
         if (result.outcome === 'accepted') summary.recovered.customerChanges += 1;
         else summary.alreadyPresent += 1;
       } else if (reading.kind === 'malformed' || reading.kind === 'invalid') {

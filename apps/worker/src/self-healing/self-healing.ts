@@ -23,7 +23,7 @@ export interface SelfHealingDeps {
   config: WorkerConfig;
   connection: RedisConnection;
   prefix: string;
-  queues: Pick<BridgeQueues, 'transitions' | 'customerChanges'>;
+  queues: BridgeQueues;
   logger: Logger;
   registry: Registry;
   /** Tests may point the watchdog at a client of their own. */
