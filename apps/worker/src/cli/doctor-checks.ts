@@ -10,7 +10,8 @@ import {
   type ProbeOutcome,
   probeKlaviyoScope,
 } from '@gk/klaviyo';
-import type { BridgeQueues, RedisConnection } from '@gk/queue';
+import type { RedisConnection } from '@gk/queue';
+import type { Queue } from 'bullmq';
 import type { WorkerConfig } from '../config.js';
 
 /** ✓ works, ✗ broken (non-zero exit), ! unusual or not checkable (exit unaffected). */
@@ -39,7 +40,8 @@ export interface DoctorContext {
   /** null: Redis unreachable (redisError says why). */
   redis(): Promise<RedisConnection | null>;
   redisError(): string | undefined;
-  queues(): Promise<BridgeQueues | null>;
+  /** The deliveries queue, opened read-only; null when Redis is unreachable. */
+  deliveries(): Promise<Queue | null>;
   now(): number;
   timeoutMs: number;
 }
@@ -242,9 +244,8 @@ const memoryCheck: DoctorCheck = {
 const queueCheck: DoctorCheck = {
   name: 'deliveries queue',
   async run(ctx) {
-    const queues = await ctx.queues();
-    if (!queues) return warn('deliveries queue', 'not checked: Redis unreachable');
-    const q = queues.deliveries;
+    const q = await ctx.deliveries();
+    if (!q) return warn('deliveries queue', 'not checked: Redis unreachable');
     if (await q.isPaused()) {
       return fail(
         'deliveries queue',
@@ -279,14 +280,14 @@ const HOUR_MS = 3600_000;
 const failedCheck: DoctorCheck = {
   name: 'failed deliveries',
   async run(ctx) {
-    const queues = await ctx.queues();
-    if (!queues) return warn('failed deliveries', 'not checked: Redis unreachable');
+    const deliveries = await ctx.deliveries();
+    if (!deliveries) return warn('failed deliveries', 'not checked: Redis unreachable');
     const since = ctx.now() - HOUR_MS;
     let permanent = 0;
     const other: string[] = [];
     // Newest first: stop at the first page that reaches older than an hour.
     for (let start = 0; ; start += FAILED_PAGE) {
-      const jobs = await queues.deliveries.getFailed(start, start + FAILED_PAGE - 1);
+      const jobs = await deliveries.getFailed(start, start + FAILED_PAGE - 1);
       const recent = jobs.filter((j) => (j.finishedOn ?? 0) >= since);
       for (const job of recent) {
         if (isPermanent4xx(job.failedReason ?? '')) permanent += 1;
@@ -528,8 +529,8 @@ function gatherKlaviyo(ctx: DoctorContext): Promise<KlaviyoFacts> {
           result.metricsError = (err as Error).message;
         }
       }
-      const queues = await ctx.queues();
-      if (queues) result.eventsSent = (await queues.deliveries.getJobCounts('completed')).completed ?? 0;
+      const deliveries = await ctx.deliveries();
+      if (deliveries) result.eventsSent = (await deliveries.getJobCounts('completed')).completed ?? 0;
       return result;
     })();
     klaviyoFacts.set(ctx, facts);

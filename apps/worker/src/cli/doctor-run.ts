@@ -1,13 +1,7 @@
 import { loadConfig as loadIngestConfig } from '@gk/ingest/config';
-import {
-  type BridgeQueues,
-  closeQueues,
-  createProducerConnection,
-  createQueues,
-  queuePrefix,
-  type RedisConnection,
-} from '@gk/queue';
+import { createProducerConnection, QueueName, queuePrefix, type RedisConnection } from '@gk/queue';
 import { ConfigError, envStringWithDefault, parseEnv, redisEnvShape, waitForRedis } from '@gk/runtime';
+import { Queue } from 'bullmq';
 import { z } from 'zod';
 import { loadWorkerConfig, type WorkerConfig } from '../config.js';
 import {
@@ -102,7 +96,7 @@ export async function runDoctorCli(
   let connection: RedisConnection | undefined;
   let redisReady: Promise<RedisConnection | null> | undefined;
   let redisError: string | undefined;
-  let queues: BridgeQueues | undefined;
+  let deliveries: Queue | undefined;
 
   const ctx: DoctorContext = {
     env,
@@ -138,12 +132,17 @@ export async function runDoctorCli(
       }
       return redisReady;
     },
-    async queues() {
-      if (queues) return queues;
+    async deliveries() {
+      if (deliveries) return deliveries;
       const redis = await ctx.redis();
       if (!redis || !redisTarget) return null;
-      queues = createQueues(redis, queuePrefix(redisTarget.prefix, redisTarget.clusterNodes.length > 0));
-      return queues;
+      // Only reads: skipMetasUpdate keeps BullMQ from writing the queue's meta key on open.
+      deliveries = new Queue(QueueName.deliveries, {
+        connection: redis,
+        prefix: queuePrefix(redisTarget.prefix, redisTarget.clusterNodes.length > 0),
+        skipMetasUpdate: true,
+      });
+      return deliveries;
     },
   };
 
@@ -154,7 +153,7 @@ export async function runDoctorCli(
     else io.stdout(formatResults(results));
     return failed ? 1 : 0;
   } finally {
-    if (queues) await closeQueues(queues);
+    if (deliveries) await deliveries.close();
     if (connection) await connection.quit().catch(() => connection?.disconnect());
   }
 }
