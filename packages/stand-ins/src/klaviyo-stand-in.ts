@@ -67,7 +67,7 @@ export interface KlaviyoStandIn {
   readonly segments: readonly KlaviyoSegmentRecord[];
   /** POST /api/segments answered 201. */
   readonly segmentCreates: number;
-  /** The next POSTs answer these, in order; then normal again. */
+  /** The next POSTs (Create Event, Create Segment) answer these, in order; then normal again. */
   injectFaults(...faults: InjectedFault[]): void;
   /** Token bucket (burst defaults to `perSecond`); crossing it → 429 + Retry-After. null removes it. */
   setRateLimit(perSecond: number | null, burst?: number): void;
@@ -498,6 +498,14 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     }
     const read = await readJsonBody(req, res);
     if (!read) return;
+    // Injected faults apply to Create Segment as to Create Event (a dropped answer, a 5xx).
+    const fault = faults.next();
+    if (fault?.delayMs) await server.delay(fault.delayMs);
+    if (fault?.drop) {
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.status !== undefined) return sendErrors(res, fault.status, [faultError(fault.status)]);
     const validated = validateCreateSegment(read.body);
     if (!validated.ok) return sendErrors(res, 400, validated.errors);
     const now = Date.now();
