@@ -46,7 +46,7 @@ interface DoctorRun {
   stdout: string;
 }
 
-function baseEnv(): Record<string, string> {
+function baseEnv(): Record<string, string> & { QUEUE_PREFIX: string } {
   return {
     REDIS_URL: redis.url,
     QUEUE_PREFIX: uniquePrefix('doctor'),
