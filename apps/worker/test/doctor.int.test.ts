@@ -327,6 +327,48 @@ describe('each ✗ of gk-doctor, provoked', () => {
     expect(byName(run, 'ingest spool').summary).toMatch(/^\d+ bytes waiting in /);
   });
 
+  it('the spool as a directory: files in it count, lock files do not; a spool turned off is ✓', async () => {
+    const spoolDir = join(dir, 'spool-dir');
+    mkdirSync(spoolDir, { recursive: true });
+    writeFileSync(join(spoolDir, 'ingest.lock'), '123');
+    const empty = await doctor({ ...baseEnv(), INGEST_SPOOL_PATH: spoolDir });
+    expect(byName(empty, 'ingest spool').status).toBe('ok');
+    writeFileSync(join(spoolDir, 'segment-0001.log'), 'x'.repeat(10));
+    const full = await doctor({ ...baseEnv(), INGEST_SPOOL_PATH: spoolDir });
+    expect(failedNames(full)).toEqual(['ingest spool']);
+    expect(byName(full, 'ingest spool').summary).toMatch(/^10 bytes waiting/);
+    const off = await doctor({ ...baseEnv(), INGEST_SPOOL_ENABLED: 'false', INGEST_SPOOL_PATH: spoolDir });
+    expect(byName(off, 'ingest spool')).toMatchObject({
+      status: 'ok',
+      summary: 'off (INGEST_SPOOL_ENABLED=false)',
+    });
+  });
+
+  it('deliveries held by a Klaviyo 429 pause: a !, not a ✗', async () => {
+    const env = baseEnv();
+    const queue = new Queue(QueueName.deliveries, {
+      connection: admin.duplicate(),
+      prefix: env.QUEUE_PREFIX,
+    });
+    try {
+      await queue.rateLimit(60_000);
+      const run = await doctor(env);
+      expect(run.code).toBe(0);
+      expect(byName(run, 'deliveries queue')).toMatchObject({ status: 'warn' });
+      expect(byName(run, 'deliveries queue').summary).toMatch(/^held for another \d+ s/);
+    } finally {
+      await queue.removeRateLimitKey();
+      await queue.close();
+    }
+  });
+
+  it('gladly: an unexpected answer', async () => {
+    gladly.injectFaults({ status: 500 });
+    const run = await doctor(baseEnv());
+    expect(failedNames(run)).toEqual(['gladly credentials']);
+    expect(byName(run, 'gladly credentials').summary).toBe('unexpected answer 500');
+  });
+
   it('gladly: credentials rejected', async () => {
     const run = await doctor({ ...baseEnv(), GLADLY_API_TOKEN: 'wrong-gladly-token-789' });
     expect(failedNames(run)).toEqual(['gladly credentials']);
@@ -347,6 +389,12 @@ describe('each ✗ of gk-doctor, provoked', () => {
   it('klaviyo: key rejected', async () => {
     const run = await doctor({ ...baseEnv(), KLAVIYO_API_KEY: 'pk_not_the_key_000' });
     expect(failedNames(run)).toEqual(['klaviyo key']);
+  });
+
+  it('klaviyo: unreachable', async () => {
+    const run = await doctor({ ...baseEnv(), KLAVIYO_API_URL: `http://127.0.0.1:${await freePort()}` });
+    expect(failedNames(run)).toEqual(['klaviyo key']);
+    expect(byName(run, 'klaviyo key').summary).toContain('ECONNREFUSED');
   });
 
   it('klaviyo: scopes missing, each named (profiles:read only when KLAVIYO_CREATE_PROFILES=false)', async () => {
@@ -432,6 +480,18 @@ describe('each ✗ of gk-doctor, provoked', () => {
       await worker.close();
       await Promise.all(Object.values(queues).map((q) => q.close()));
       connection.disconnect();
+    }
+  });
+
+  it('a Redis that refuses CONFIG (managed services): ! for what cannot be read, exit 0', async () => {
+    const locked = await startRedisServer({ extraArgs: ['--rename-command', 'CONFIG', ''] });
+    try {
+      const run = await doctor({ ...baseEnv(), REDIS_URL: locked.url });
+      expect(run.code).toBe(0);
+      expect(byName(run, 'redis persistence')).toMatchObject({ status: 'warn' });
+      expect(byName(run, 'redis eviction')).toMatchObject({ status: 'warn' });
+    } finally {
+      await locked.stop();
     }
   });
 

@@ -1,4 +1,5 @@
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { redactEmails } from '@gk/domain';
 import {
   findSegmentsByName,
@@ -339,10 +340,9 @@ const spoolCheck: DoctorCheck = {
 async function spoolBytes(path: string): Promise<number> {
   const info = await stat(path);
   if (!info.isDirectory()) return info.size;
-  const { readdir } = await import('node:fs/promises');
   let total = 0;
   for (const entry of await readdir(path, { withFileTypes: true })) {
-    if (entry.isFile() && !entry.name.endsWith('.lock')) total += (await stat(`${path}/${entry.name}`)).size;
+    if (entry.isFile() && !entry.name.endsWith('.lock')) total += (await stat(join(path, entry.name))).size;
   }
   return total;
 }
@@ -437,7 +437,7 @@ export function judgeGladlyRateLimit(headers: Headers | undefined, configuredPer
     return fail(
       name,
       `${text}, but GLADLY_RATE_LIMIT_PER_SECOND=${configuredPerSecond} is above the limit`,
-      `set GLADLY_RATE_LIMIT_PER_SECOND below ${limit} (other integrations share the limit)`,
+      `set GLADLY_RATE_LIMIT_PER_SECOND to at most ${limit}, better about half (other integrations share the limit)`,
     );
   }
   if (Number.isFinite(remaining) && remaining < limit * 0.2) {

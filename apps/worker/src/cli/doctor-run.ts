@@ -1,9 +1,9 @@
 import { loadConfig as loadIngestConfig } from '@gk/ingest/config';
 import { createProducerConnection, QueueName, queuePrefix, type RedisConnection } from '@gk/queue';
-import { ConfigError, envStringWithDefault, parseEnv, redisEnvShape, waitForRedis } from '@gk/runtime';
+import { ConfigError, parseEnv, redisEnvShape, waitForRedis } from '@gk/runtime';
 import { Queue } from 'bullmq';
 import { z } from 'zod';
-import { loadWorkerConfig, type WorkerConfig } from '../config.js';
+import { loadWorkerConfig, type WorkerConfig, WorkerEnv } from '../config.js';
 import {
   type CheckResult,
   type DoctorCheck,
@@ -41,7 +41,7 @@ export function formatResults(results: readonly CheckResult[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-const SegmentNameEnv = z.object({ KLAVIYO_SEGMENT_NAME: envStringWithDefault('In a Gladly conversation') });
+const SegmentNameEnv = WorkerEnv.pick({ KLAVIYO_SEGMENT_NAME: true });
 
 /** `gk-doctor [--json]`: runs every check; 1 when any is ✗. */
 export async function runDoctorCli(

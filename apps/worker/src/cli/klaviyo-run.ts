@@ -6,7 +6,7 @@ import {
   type KlaviyoAccountOptions,
   KlaviyoApiError,
 } from '@gk/klaviyo';
-import { ConfigError, envStringWithDefault, parseEnv } from '@gk/runtime';
+import { ConfigError, parseEnv } from '@gk/runtime';
 import type { z } from 'zod';
 import { WorkerEnv } from '../config.js';
 import type { CliIo } from './run.js';
@@ -24,7 +24,8 @@ const KlaviyoCliEnv = WorkerEnv.pick({
   KLAVIYO_API_KEY: true,
   KLAVIYO_REVISION: true,
   KLAVIYO_PROFILE_PROPERTY: true,
-}).extend({ KLAVIYO_SEGMENT_NAME: envStringWithDefault('In a Gladly conversation') });
+  KLAVIYO_SEGMENT_NAME: true,
+});
 
 export function howToExclude(name: string): string {
   return [
