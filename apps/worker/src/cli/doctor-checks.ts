@@ -106,7 +106,7 @@ const secretsCheck: DoctorCheck = {
       return fail(
         'secrets',
         `dev default credentials with NODE_ENV=production: ${used.join(', ')}`,
-        'set real, long random values for these variables (or their <NAME>_FILE)',
+        'set real, long random values for these variables',
       );
     }
     return ok('secrets', `dev defaults in use (${used.join(', ')}): fine outside production`);
