@@ -1,25 +1,23 @@
 import { DEFAULT_KLAVIYO_REVISION } from '@gk/klaviyo';
 import {
+  checkDevCredentials,
   envBool,
   envInt,
-  envString,
+  envSecret,
   envStringWithDefault,
   envUrlWithDefault,
   parseEnv,
+  REDIS_SECRETS,
   redisEnvShape,
+  required,
+  requiredSecret,
 } from '@gk/runtime';
 import { z } from 'zod';
 
-const required = (what: string) =>
-  z.preprocess(
-    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
-    z
-      .string({ message: `is required (${what})` })
-      .trim()
-      .min(1),
-  );
+/** Variables that hold secrets: each can also be read from `<NAME>_FILE`. */
+export const WORKER_SECRETS = [...REDIS_SECRETS, 'GLADLY_API_TOKEN', 'KLAVIYO_API_KEY', 'LOG_EMAIL_HASH_KEY'];
 
-export const WorkerEnv = z.object({
+const WorkerEnvShape = z.object({
   ...redisEnvShape,
   GLADLY_API_URL: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
@@ -28,12 +26,12 @@ export const WorkerEnv = z.object({
       .transform((v) => v.replace(/\/+$/, '')),
   ),
   GLADLY_API_USER: required("the Gladly API user's email"),
-  GLADLY_API_TOKEN: required('a Gladly API token'),
+  GLADLY_API_TOKEN: requiredSecret('a Gladly API token'),
   GLADLY_RATE_LIMIT_PER_SECOND: envInt(5, 0, 10_000),
   /** How long a customer's emails are cached (0 = off); Gladly's customer webhooks drop entries sooner. */
   GLADLY_CUSTOMER_CACHE_TTL_SECONDS: envInt(3600, 0, 7 * 24 * 3600),
   KLAVIYO_API_URL: envUrlWithDefault('https://a.klaviyo.com'),
-  KLAVIYO_API_KEY: required('a Klaviyo private API key with events:write'),
+  KLAVIYO_API_KEY: requiredSecret('a Klaviyo private API key with events:write'),
   KLAVIYO_REVISION: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
     z
@@ -58,12 +56,26 @@ export const WorkerEnv = z.object({
   WORKER_LOCK_DURATION_MS: envInt(30_000, 1_000, 600_000),
   HOST: envStringWithDefault('0.0.0.0'),
   /** Keyed hash for emails in logs; set it to keep hashes stable and private across deploys. */
-  LOG_EMAIL_HASH_KEY: envString(),
+  LOG_EMAIL_HASH_KEY: envSecret(),
 });
+
+export const WorkerEnv = WorkerEnvShape.superRefine((env, ctx) =>
+  checkDevCredentials(
+    env,
+    {
+      GLADLY_API_TOKEN: env.GLADLY_API_TOKEN,
+      KLAVIYO_API_KEY: env.KLAVIYO_API_KEY,
+      LOG_EMAIL_HASH_KEY: env.LOG_EMAIL_HASH_KEY,
+    },
+    ctx,
+  ),
+);
 
 export interface WorkerConfig {
   redis: { url: string; clusterNodes: string[]; prefix: string };
   logLevel: string;
+  /** BRIDGE_SANDBOX=true: the sandbox route (dev credentials allowed); /readyz says so. */
+  sandbox: boolean;
   gladly: {
     baseUrl: string;
     user: string;
@@ -92,10 +104,11 @@ export interface WorkerConfig {
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const e = parseEnv(WorkerEnv, env);
+  const e = parseEnv(WorkerEnv, env, { secrets: WORKER_SECRETS });
   return {
     redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES, prefix: e.QUEUE_PREFIX },
     logLevel: e.LOG_LEVEL,
+    sandbox: e.BRIDGE_SANDBOX,
     gladly: {
       baseUrl: e.GLADLY_API_URL,
       user: e.GLADLY_API_USER,
