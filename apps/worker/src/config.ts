@@ -17,7 +17,8 @@ import { z } from 'zod';
 /** Variables that hold secrets: each can also be read from `<NAME>_FILE`. */
 export const WORKER_SECRETS = [...REDIS_SECRETS, 'GLADLY_API_TOKEN', 'KLAVIYO_API_KEY', 'LOG_EMAIL_HASH_KEY'];
 
-const WorkerEnvShape = z.object({
+/** The fields without the cross-field rules: CLIs pick the few they read. */
+export const WorkerEnvShape = z.object({
   ...redisEnvShape,
   GLADLY_API_URL: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),

@@ -229,16 +229,36 @@ describe('each ✗ of gk-doctor, provoked', () => {
     expect(byName(run, 'configuration').summary).toContain('KLAVIYO_API_KEY');
   });
 
-  it('secrets: dev defaults with NODE_ENV=production', async () => {
+  it('secrets: development credentials with NODE_ENV=production (the configuration refuses them too)', async () => {
     const run = await doctor({
       ...baseEnv(),
       NODE_ENV: 'production',
       WEBHOOK_BASIC_AUTH: 'gladly:dev-webhook-password',
     });
-    expect(failedNames(run)).toEqual(['secrets']);
-    expect(byName(run, 'secrets').summary).toContain('WEBHOOK_BASIC_AUTH');
-    // Outside production the same values are fine.
-    expect((await doctor({ ...baseEnv(), WEBHOOK_BASIC_AUTH: 'gladly:dev-webhook-password' })).code).toBe(0);
+    expect(failedNames(run)).toEqual(['configuration', 'secrets']);
+    expect(byName(run, 'secrets').summary).toBe(
+      'development or placeholder credentials with NODE_ENV=production: WEBHOOK_BASIC_AUTH',
+    );
+    // Outside production, or on the sandbox route, the same values are fine.
+    const local = await doctor({ ...baseEnv(), WEBHOOK_BASIC_AUTH: 'gladly:dev-webhook-password' });
+    expect(local.code).toBe(0);
+    expect(byName(local, 'secrets').summary).toContain('development defaults in use (WEBHOOK_BASIC_AUTH)');
+    const sandbox = await doctor({
+      ...baseEnv(),
+      NODE_ENV: 'production',
+      BRIDGE_SANDBOX: 'true',
+      WEBHOOK_BASIC_AUTH: 'gladly:dev-webhook-password',
+    });
+    expect(sandbox.code).toBe(0);
+  });
+
+  it('secrets from <NAME>_FILE are read as the services read them', async () => {
+    const file = join(dir, 'klaviyo-key');
+    writeFileSync(file, `${KEY}\n`);
+    const { KLAVIYO_API_KEY: _unused, ...env } = baseEnv();
+    const run = await doctor({ ...env, KLAVIYO_API_KEY_FILE: file });
+    expect(run.code).toBe(0);
+    expect(byName(run, 'klaviyo key').status).toBe('ok');
   });
 
   it('redis: unreachable', async () => {
@@ -367,6 +387,18 @@ describe('each ✗ of gk-doctor, provoked', () => {
     const run = await doctor(baseEnv());
     expect(failedNames(run)).toEqual(['gladly credentials']);
     expect(byName(run, 'gladly credentials').summary).toBe('unexpected answer 500');
+  });
+
+  it('dead-lettered spool entries', async () => {
+    const path = join(dir, 'spool', 'ingest.spool');
+    writeFileSync(`${path}.dead`, '{"id":"abc"}\n');
+    try {
+      const run = await doctor(baseEnv());
+      expect(failedNames(run)).toEqual(['ingest spool']);
+      expect(byName(run, 'ingest spool').fix).toContain('npm run jobs -- spool list');
+    } finally {
+      rmSync(`${path}.dead`, { force: true });
+    }
   });
 
   it('gladly: credentials rejected', async () => {

@@ -11,7 +11,7 @@ import {
   type ProbeOutcome,
   probeKlaviyoScope,
 } from '@gk/klaviyo';
-import type { RedisConnection } from '@gk/queue';
+import { deadLetterPath, type RedisConnection } from '@gk/queue';
 import type { Queue } from 'bullmq';
 import type { WorkerConfig } from '../config.js';
 
@@ -37,6 +37,12 @@ export interface DoctorContext {
   worker: WorkerConfig | null;
   ingest: DoctorIngestView | null;
   configErrors: string[];
+  /** NODE_ENV=production (the sandbox route included). */
+  production: boolean;
+  /** BRIDGE_SANDBOX=true */
+  sandbox: boolean;
+  /** Variables whose value (from the variable or its `<NAME>_FILE`) is a development default. */
+  devCredentialsInUse: string[];
   segmentName: string;
   /** null: Redis unreachable (redisError says why). */
   redis(): Promise<RedisConnection | null>;
@@ -67,17 +73,6 @@ const fail = (name: string, summary: string, fix: string): CheckResult => ({
   fix,
 });
 
-/** Values `npm start` and the sandbox use when nothing is configured: never in production. */
-const DEV_SECRETS: { variable: string; matches: (value: string) => boolean }[] = [
-  {
-    variable: 'WEBHOOK_BASIC_AUTH',
-    matches: (v) => v.split(',').some((p) => p.trim() === 'gladly:dev-webhook-password'),
-  },
-  { variable: 'ADMIN_PASSWORD', matches: (v) => v === 'dev-admin-password' },
-  { variable: 'GLADLY_API_TOKEN', matches: (v) => v.trim() === 'dev-gladly-token' },
-  { variable: 'KLAVIYO_API_KEY', matches: (v) => v.trim() === 'pk_dev_sandbox_key' },
-];
-
 const configCheck: DoctorCheck = {
   name: 'configuration',
   async run(ctx) {
@@ -92,24 +87,33 @@ const configCheck: DoctorCheck = {
   },
 };
 
+/**
+ * The configuration itself refuses development credentials and short secrets with
+ * NODE_ENV=production outside the sandbox route (runtime's checkDevCredentials); this line says
+ * which, apart from the other configuration problems, or which dev defaults a local run uses.
+ */
 const secretsCheck: DoctorCheck = {
   name: 'secrets',
   async run(ctx) {
-    const used = DEV_SECRETS.filter((d) => {
-      const value = ctx.env[d.variable];
-      return typeof value === 'string' && d.matches(value);
-    }).map((d) => d.variable);
-    const production =
-      ctx.env.NODE_ENV === 'production' && !/^(true|1|yes)$/i.test(ctx.env.BRIDGE_SANDBOX ?? '');
-    if (used.length === 0) return ok('secrets', 'no dev default credentials in use');
-    if (production) {
+    const refused = ctx.configErrors.filter((line) =>
+      /development default|shorter than \d+ characters/.test(line),
+    );
+    if (refused.length > 0) {
+      const names = [...new Set(refused.map((line) => /^\w+: (\w+):/.exec(line)?.[1] ?? line))];
       return fail(
         'secrets',
-        `dev default credentials with NODE_ENV=production: ${used.join(', ')}`,
-        'set real, long random values for these variables',
+        `development or placeholder credentials with NODE_ENV=production: ${names.join(', ')}`,
+        'set real, long random values for these variables (BRIDGE_SANDBOX=true only for the sandbox)',
       );
     }
-    return ok('secrets', `dev defaults in use (${used.join(', ')}): fine outside production`);
+    if (ctx.configErrors.length > 0) return warn('secrets', 'not checked: configuration invalid');
+    if (ctx.production && !ctx.sandbox)
+      return ok('secrets', 'production: no development default or short secret');
+    if (ctx.devCredentialsInUse.length === 0) return ok('secrets', 'no development defaults in use');
+    return ok(
+      'secrets',
+      `development defaults in use (${ctx.devCredentialsInUse.join(', ')}): fine ${ctx.sandbox ? 'in the sandbox' : 'outside production'}`,
+    );
   },
 };
 
@@ -315,26 +319,39 @@ const failedCheck: DoctorCheck = {
 const spoolCheck: DoctorCheck = {
   name: 'ingest spool',
   async run(ctx) {
-    if (!ctx.ingest) return warn('ingest spool', 'not checked: configuration invalid');
+    const name = 'ingest spool';
+    if (!ctx.ingest) return warn(name, 'not checked: configuration invalid');
     const path = ctx.ingest.spoolPath;
-    if (path === null) return ok('ingest spool', 'off (INGEST_SPOOL_ENABLED=false)');
-    let bytes: number;
-    try {
-      bytes = await spoolBytes(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return ok('ingest spool', `no spool at ${path} (empty, or the ingest runs on another host)`);
-      }
-      return warn('ingest spool', `cannot read ${path}: ${(err as Error).message}`);
+    if (path === null) return ok(name, 'off (INGEST_SPOOL_ENABLED=false)');
+    const spool = await readSize(path);
+    const dead = await readSize(deadLetterPath(path));
+    if (typeof spool === 'string') return warn(name, `cannot read ${path}: ${spool}`);
+    if (typeof dead === 'number' && dead > 0) {
+      return fail(
+        name,
+        `dead-lettered entries in ${deadLetterPath(path)} (${dead} bytes): webhooks Redis refused for good`,
+        'npm run jobs -- spool list, fix the cause, then npm run jobs -- spool requeue --all (on the ingest host)',
+      );
     }
-    if (bytes === 0) return ok('ingest spool', `empty (${path})`);
+    if (spool === null) return ok(name, `no spool at ${path} (empty, or the ingest runs on another host)`);
+    if (spool === 0) return ok(name, `empty (${path})`);
     return fail(
-      'ingest spool',
-      `${bytes} bytes waiting in ${path}: webhooks Redis did not store are not relayed yet`,
+      name,
+      `${spool} bytes waiting in ${path}: webhooks Redis did not store are not relayed yet`,
       "make Redis reachable for the ingest; its relay empties the spool (see the ingest's /readyz and gk_spool_depth)",
     );
   },
 };
+
+/** Bytes at a path (a file, or a directory's files but lock files); null when absent; an error text. Read-only. */
+async function readSize(path: string): Promise<number | null | string> {
+  try {
+    return await spoolBytes(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return (err as Error).message;
+  }
+}
 
 /** Bytes in the spool: a file, or the files of a directory (lock files aside). Read-only. */
 async function spoolBytes(path: string): Promise<number> {

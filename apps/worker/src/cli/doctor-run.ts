@@ -1,9 +1,16 @@
 import { loadConfig as loadIngestConfig } from '@gk/ingest/config';
-import { createProducerConnection, QueueName, queuePrefix, type RedisConnection } from '@gk/queue';
-import { ConfigError, parseEnv, redisEnvShape, waitForRedis } from '@gk/runtime';
+import { openBridgeConnection, QueueName, type RedisConnection } from '@gk/queue';
+import {
+  ConfigError,
+  DEV_CREDENTIALS,
+  parseEnv,
+  REDIS_SECRETS,
+  redisEnvShape,
+  waitForRedis,
+} from '@gk/runtime';
 import { Queue } from 'bullmq';
 import { z } from 'zod';
-import { loadWorkerConfig, type WorkerConfig, WorkerEnv } from '../config.js';
+import { loadWorkerConfig, type WorkerConfig, WorkerEnvShape } from '../config.js';
 import {
   type CheckResult,
   type DoctorCheck,
@@ -41,7 +48,7 @@ export function formatResults(results: readonly CheckResult[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-const SegmentNameEnv = WorkerEnv.pick({ KLAVIYO_SEGMENT_NAME: true });
+const SegmentNameEnv = WorkerEnvShape.pick({ KLAVIYO_SEGMENT_NAME: true });
 
 /** `gk-doctor [--json]`: runs every check; 1 when any is ✗. */
 export async function runDoctorCli(
@@ -65,6 +72,9 @@ export async function runDoctorCli(
   const configErrors: string[] = [];
   let worker: WorkerConfig | null = null;
   let ingest: DoctorIngestView | null = null;
+  const devCredentialsInUse: string[] = [];
+  const isDev = (values: readonly (string | undefined)[]) =>
+    values.some((v) => v !== undefined && DEV_CREDENTIALS.includes(v));
   const collect = (service: string, err: unknown) => {
     if (!(err instanceof ConfigError)) throw err;
     // ConfigError names variables, never values.
@@ -72,12 +82,17 @@ export async function runDoctorCli(
   };
   try {
     worker = loadWorkerConfig(env);
+    if (isDev([worker.gladly.token])) devCredentialsInUse.push('GLADLY_API_TOKEN');
+    if (isDev([worker.klaviyo.apiKey])) devCredentialsInUse.push('KLAVIYO_API_KEY');
   } catch (err) {
     collect('worker', err);
   }
   try {
     const c = loadIngestConfig(env);
     ingest = { spoolPath: c.spool?.path ?? null };
+    if (isDev(c.webhookAuth.basic.map((p) => p.password))) devCredentialsInUse.push('WEBHOOK_BASIC_AUTH');
+    if (isDev(c.webhookAuth.tokens)) devCredentialsInUse.push('WEBHOOK_TOKENS');
+    if (isDev([c.admin?.password])) devCredentialsInUse.push('ADMIN_PASSWORD');
   } catch (err) {
     collect('ingest', err);
   }
@@ -87,13 +102,14 @@ export async function runDoctorCli(
   let redisTarget: { url: string; clusterNodes: string[]; prefix: string } | null = worker?.redis ?? null;
   if (!redisTarget) {
     try {
-      const e = parseEnv(z.object(redisEnvShape), env);
+      const e = parseEnv(z.object(redisEnvShape), env, { secrets: REDIS_SECRETS });
       redisTarget = { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES, prefix: e.QUEUE_PREFIX };
     } catch {
       redisTarget = null;
     }
   }
   let connection: RedisConnection | undefined;
+  let prefix = '';
   let redisReady: Promise<RedisConnection | null> | undefined;
   let redisError: string | undefined;
   let deliveries: Queue | undefined;
@@ -103,6 +119,9 @@ export async function runDoctorCli(
     worker,
     ingest,
     configErrors,
+    production: env.NODE_ENV === 'production',
+    sandbox: worker?.sandbox ?? /^(true|1|yes)$/i.test(env.BRIDGE_SANDBOX ?? ''),
+    devCredentialsInUse,
     segmentName,
     timeoutMs,
     now: options.now ?? Date.now,
@@ -114,10 +133,9 @@ export async function runDoctorCli(
             redisError = 'REDIS_URL / REDIS_CLUSTER_NODES invalid';
             return null;
           }
-          connection = createProducerConnection(
-            { url: redisTarget.url, clusterNodes: redisTarget.clusterNodes },
-            'doctor',
-          );
+          const bridge = openBridgeConnection(redisTarget, 'producer', 'doctor');
+          connection = bridge.connection;
+          prefix = bridge.prefix;
           connection.on('error', () => {
             // Reported once, as a check line.
           });
@@ -139,7 +157,7 @@ export async function runDoctorCli(
       // Only reads: skipMetasUpdate keeps BullMQ from writing the queue's meta key on open.
       deliveries = new Queue(QueueName.deliveries, {
         connection: redis,
-        prefix: queuePrefix(redisTarget.prefix, redisTarget.clusterNodes.length > 0),
+        prefix,
         skipMetasUpdate: true,
       });
       return deliveries;

@@ -8,7 +8,7 @@ import {
 } from '@gk/klaviyo';
 import { ConfigError, parseEnv } from '@gk/runtime';
 import type { z } from 'zod';
-import { WorkerEnv } from '../config.js';
+import { WorkerEnvShape } from '../config.js';
 import type { CliIo } from './run.js';
 
 export const KLAVIYO_USAGE = `Usage: npm run klaviyo -- segment ensure [--json]
@@ -19,7 +19,7 @@ segment ensure   creates the Klaviyo segment KLAVIYO_SEGMENT_NAME (default "In a
                  creates a second one (the key needs segments:read and segments:write).
 Exit status: 0 done, 1 Klaviyo or configuration error, 2 usage mistake.`;
 
-const KlaviyoCliEnv = WorkerEnv.pick({
+const KlaviyoCliEnv = WorkerEnvShape.pick({
   KLAVIYO_API_URL: true,
   KLAVIYO_API_KEY: true,
   KLAVIYO_REVISION: true,
@@ -90,7 +90,7 @@ export async function runKlaviyoCli(
   }
   let config: z.infer<typeof KlaviyoCliEnv>;
   try {
-    config = parseEnv(KlaviyoCliEnv, env);
+    config = parseEnv(KlaviyoCliEnv, env, { secrets: ['KLAVIYO_API_KEY'] });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     io.stderr(`gk-klaviyo: ${err.message}\n`);
