@@ -23,6 +23,7 @@ describe('loadWorkerConfig', () => {
       metricStarted: 'started conversation in Gladly',
       metricClosed: 'closed conversation in Gladly',
       profileProperty: 'In Gladly Conversation',
+      segmentName: 'In a Gladly conversation',
       includeConversationId: false,
     });
     expect(c.klaviyo.revision >= '2026-07-15').toBe(true);

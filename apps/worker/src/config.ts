@@ -18,7 +18,8 @@ import { z } from 'zod';
 /** Variables that hold secrets: each can also be read from `<NAME>_FILE`. */
 export const WORKER_SECRETS = [...REDIS_SECRETS, 'GLADLY_API_TOKEN', 'KLAVIYO_API_KEY', 'LOG_EMAIL_HASH_KEY'];
 
-const WorkerEnvShape = z.object({
+/** The fields without the cross-field rules: CLIs pick the few they read. */
+export const WorkerEnvShape = z.object({
   ...redisEnvShape,
   GLADLY_API_URL: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
@@ -44,6 +45,8 @@ const WorkerEnvShape = z.object({
   KLAVIYO_METRIC_STARTED: envStringWithDefault('started conversation in Gladly'),
   KLAVIYO_METRIC_CLOSED: envStringWithDefault('closed conversation in Gladly'),
   KLAVIYO_PROFILE_PROPERTY: envStringWithDefault('In Gladly Conversation'),
+  /** The suppression segment `npm run klaviyo -- segment ensure` creates and the doctor looks for. */
+  KLAVIYO_SEGMENT_NAME: envStringWithDefault('In a Gladly conversation'),
   KLAVIYO_INCLUDE_CONVERSATION_ID: envBool(false),
   /** false: send only to emails Klaviyo already has a profile for (the key then needs profiles:read). */
   KLAVIYO_CREATE_PROFILES: envBool(true),
@@ -98,6 +101,7 @@ export interface WorkerConfig {
     metricStarted: string;
     metricClosed: string;
     profileProperty: string;
+    segmentName: string;
     includeConversationId: boolean;
     createProfiles: boolean;
     profileCacheTtlSeconds: number;
@@ -136,6 +140,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       metricStarted: e.KLAVIYO_METRIC_STARTED,
       metricClosed: e.KLAVIYO_METRIC_CLOSED,
       profileProperty: e.KLAVIYO_PROFILE_PROPERTY,
+      segmentName: e.KLAVIYO_SEGMENT_NAME,
       includeConversationId: e.KLAVIYO_INCLUDE_CONVERSATION_ID,
       createProfiles: e.KLAVIYO_CREATE_PROFILES,
       profileCacheTtlSeconds: e.KLAVIYO_PROFILE_CACHE_TTL_SECONDS,

@@ -15,9 +15,11 @@ export {
   type GladlyWebhookView,
 } from './gladly-webhooks.js';
 export type { StartOptions } from './http-server.js';
+export { hasScope, KLAVIYO_SCOPES } from './klaviyo-account.js';
 export {
   type KlaviyoProfileView,
   type KlaviyoRecordedEvent,
+  type KlaviyoSegmentRecord,
   type KlaviyoStandIn,
   type KlaviyoStandInOptions,
   startKlaviyoStandIn,
