@@ -21,6 +21,7 @@ import { createProxy } from './proxy.js';
 
 export const GLADLY_PROFILE_PATH = '/api/v1/customer-profiles/';
 export const GLADLY_EVENTS_PATH = '/api/v1/events';
+export const GLADLY_WEBHOOKS_PATH = '/api/v1/webhooks';
 export const KLAVIYO_EVENTS_PATH = '/api/events';
 
 export type FaultTarget = 'gladly' | 'klaviyo';
@@ -322,6 +323,8 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   /**
    * Adds events to what Gladly's Events API answers, as Gladly would have recorded them: `npm run
    * demo` posts each webhook it sends here too, so a backfill afterwards finds them already present.
+   * With `?deliver=true`, Gladly's sender also delivers them to every enabled webhook subscribed
+   * to their type (registered with `npm run gladly -- webhook register`), retrying as Gladly does.
    */
   async function handleRecordEvents(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let body: unknown;
@@ -337,8 +340,10 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
         issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`),
       });
     }
-    gladly.recordEvents(...parsed.data);
-    sendJson(res, 202, { recorded: parsed.data.length });
+    const deliver = new URL(req.url ?? '/', 'http://sandbox.invalid').searchParams.get('deliver') === 'true';
+    if (deliver) gladly.emitEvents(...parsed.data);
+    else gladly.recordEvents(...parsed.data);
+    sendJson(res, 202, { recorded: parsed.data.length, ...(deliver ? { delivering: true } : {}) });
   }
 
   function openStream(req: IncomingMessage, res: ServerResponse): void {
@@ -357,7 +362,12 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     const method = req.method ?? 'GET';
     if (path.startsWith(GLADLY_PROFILE_PATH)) return forwardToGladly(req, res, path);
     // The Events API (npm run backfill): passed through, not counted as a customer lookup.
-    if (path === GLADLY_EVENTS_PATH) {
+    // The webhooks API too (npm run gladly -- webhook …, the worker's watchdog).
+    if (
+      path === GLADLY_EVENTS_PATH ||
+      path === GLADLY_WEBHOOKS_PATH ||
+      path.startsWith(`${GLADLY_WEBHOOKS_PATH}/`)
+    ) {
       await proxy.forward(req, res, gladly.url);
       return;
     }

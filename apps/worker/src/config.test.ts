@@ -31,6 +31,34 @@ describe('loadWorkerConfig', () => {
     expect(c.port).toBe(3001);
   });
 
+  it('reads the self-healing settings: watchdog off without GLADLY_WEBHOOK_URL, 0 turns each off', () => {
+    expect(loadWorkerConfig(minimal).selfHealing).toEqual({
+      webhookUrl: undefined,
+      watchSeconds: 60,
+      reconcileIntervalSeconds: 300,
+      reconcileLagSeconds: 30,
+    });
+    const set = loadWorkerConfig({
+      ...minimal,
+      GLADLY_WEBHOOK_URL: 'https://bridge.acme.com/webhooks/gladly',
+      GLADLY_WEBHOOK_WATCH_SECONDS: '0',
+      RECONCILE_INTERVAL_SECONDS: '0',
+      RECONCILE_LAG_SECONDS: '15',
+    });
+    expect(set.selfHealing).toEqual({
+      webhookUrl: 'https://bridge.acme.com/webhooks/gladly',
+      watchSeconds: 0,
+      reconcileIntervalSeconds: 0,
+      reconcileLagSeconds: 15,
+    });
+    expect(() => loadWorkerConfig({ ...minimal, GLADLY_WEBHOOK_URL: 'not a url' })).toThrow(
+      /GLADLY_WEBHOOK_URL/,
+    );
+    expect(() => loadWorkerConfig({ ...minimal, RECONCILE_INTERVAL_SECONDS: '-1' })).toThrow(
+      /RECONCILE_INTERVAL_SECONDS/,
+    );
+  });
+
   it('reads the customer cache TTL and the profile options (0 turns the cache off)', () => {
     const defaults = loadWorkerConfig(minimal);
     expect(defaults.gladly.customerCacheTtlSeconds).toBe(3600);

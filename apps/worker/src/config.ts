@@ -5,6 +5,7 @@ import {
   envInt,
   envSecret,
   envStringWithDefault,
+  envUrl,
   envUrlWithDefault,
   parseEnv,
   REDIS_SECRETS,
@@ -58,6 +59,14 @@ export const WorkerEnvShape = z.object({
   HOST: envStringWithDefault('0.0.0.0'),
   /** Keyed hash for emails in logs; set it to keep hashes stable and private across deploys. */
   LOG_EMAIL_HASH_KEY: envSecret(),
+  /** The public URL of POST /webhooks/gladly as Gladly calls it; unset: the watchdog is off. */
+  GLADLY_WEBHOOK_URL: envUrl(),
+  /** Webhook watchdog interval; 0 = off. */
+  GLADLY_WEBHOOK_WATCH_SECONDS: envInt(60, 0, 24 * 3600),
+  /** Events API reconciliation interval; 0 = off. */
+  RECONCILE_INTERVAL_SECONDS: envInt(300, 0, 6 * 3600),
+  /** How far behind now each reconciliation stops (Gladly's Events API is up to 15 s behind). */
+  RECONCILE_LAG_SECONDS: envInt(30, 0, 3600),
 });
 
 export const WorkerEnv = WorkerEnvShape.superRefine((env, ctx) =>
@@ -97,6 +106,12 @@ export interface WorkerConfig {
     createProfiles: boolean;
     profileCacheTtlSeconds: number;
   };
+  selfHealing: {
+    webhookUrl: string | undefined;
+    watchSeconds: number;
+    reconcileIntervalSeconds: number;
+    reconcileLagSeconds: number;
+  };
   concurrency: number;
   lockDurationMs: number;
   port: number;
@@ -129,6 +144,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       includeConversationId: e.KLAVIYO_INCLUDE_CONVERSATION_ID,
       createProfiles: e.KLAVIYO_CREATE_PROFILES,
       profileCacheTtlSeconds: e.KLAVIYO_PROFILE_CACHE_TTL_SECONDS,
+    },
+    selfHealing: {
+      webhookUrl: e.GLADLY_WEBHOOK_URL,
+      watchSeconds: e.GLADLY_WEBHOOK_WATCH_SECONDS,
+      reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
+      reconcileLagSeconds: e.RECONCILE_LAG_SECONDS,
     },
     concurrency: e.WORKER_CONCURRENCY,
     lockDurationMs: e.WORKER_LOCK_DURATION_MS,

@@ -47,7 +47,12 @@ const readiness = new Readiness()
   .add('redis', redisReachable(connection, 1_000, bridge.queues.transitions.toKey('ready-probe')))
   .add('klaviyo', bridge.klaviyoCredentials.check)
   .add('gladly', bridge.gladlyCredentials.check);
-const server = createHealthServer({ readiness, registry, ...(config.sandbox ? { mode: 'sandbox' } : {}) });
+const server = createHealthServer({
+  readiness,
+  registry,
+  warnings: () => bridge.selfHealing.warnings(),
+  ...(config.sandbox ? { mode: 'sandbox' } : {}),
+});
 
 handleShutdownSignals({
   logger,
@@ -72,6 +77,9 @@ logger.info(
     klaviyoRevision: config.klaviyo.revision,
     klaviyoCreateProfiles: config.klaviyo.createProfiles,
     customerCacheTtlSeconds: config.gladly.customerCacheTtlSeconds,
+    webhookWatchSeconds: config.selfHealing.webhookUrl ? config.selfHealing.watchSeconds : 0,
+    reconcileIntervalSeconds: config.selfHealing.reconcileIntervalSeconds,
+    reconcileLagSeconds: config.selfHealing.reconcileLagSeconds,
   },
   'worker started',
 );

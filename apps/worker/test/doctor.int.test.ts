@@ -5,6 +5,8 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,6 +115,57 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+describe('gk-doctor: the Gladly webhook', () => {
+  it('✗ when none has GLADLY_WEBHOOK_URL or it is disabled, ! when it lacks customer events, ✓ when enabled with all', async () => {
+    const receiver = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200).end());
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks/gladly`;
+      const env = { ...baseEnv(), GLADLY_WEBHOOK_URL: url };
+      const missing = byName(await doctor(env), 'gladly webhook');
+      expect(missing).toMatchObject({ status: 'fail', fix: 'npm run gladly -- webhook register' });
+
+      const hook = await gladly.webhooks.create({ name: 'bridge', url, events: ['CONVERSATION/CREATED'] });
+      const lacking = byName(await doctor(env), 'gladly webhook');
+      expect(lacking.status).toBe('fail');
+      expect(lacking.summary).toContain('CONVERSATION/CLOSED');
+
+      await gladly.webhooks.update(hook.id, {
+        events: ['CONVERSATION/CREATED', 'CONVERSATION/CLOSED', 'CONVERSATION/REOPENED'],
+      });
+      expect(byName(await doctor(env), 'gladly webhook').status).toBe('warn');
+
+      await gladly.webhooks.update(hook.id, {
+        events: [
+          'CONVERSATION/CREATED',
+          'CONVERSATION/CLOSED',
+          'CONVERSATION/REOPENED',
+          'CUSTOMER/MERGED',
+          'CUSTOMER_PROFILE/UPDATED',
+          'CUSTOMER_PROFILE/DELETED',
+        ],
+      });
+      expect(byName(await doctor(env), 'gladly webhook')).toMatchObject({
+        status: 'ok',
+        summary: 'enabled, subscribed to every event the bridge reads',
+      });
+
+      await gladly.webhooks.update(hook.id, { enabled: false });
+      expect(byName(await doctor(env), 'gladly webhook')).toMatchObject({
+        status: 'fail',
+        summary: 'disabled by hand',
+      });
+      gladly.webhooks.remove(hook.id);
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
+  });
+});
+
 describe('gk-doctor on a healthy set-up', () => {
   it('exits 0: every check ✓ but the webhook, the segment not yet created and metrics before any event', async () => {
     const env = baseEnv();
@@ -127,7 +180,7 @@ describe('gk-doctor on a healthy set-up', () => {
       'klaviyo metrics',
     ]);
     expect(byName(run, 'gladly webhook').summary).toBe(
-      'webhook check: GLADLY_WEBHOOK_URL not set / not available',
+      "GLADLY_WEBHOOK_URL not set: webhook not checked, and the worker's watchdog is off",
     );
     expect(byName(run, 'redis persistence').status).toBe('ok');
     expect(byName(run, 'gladly rate limit').summary).toMatch(/^limit 10, \d+ remaining/);
@@ -148,7 +201,7 @@ describe('gk-doctor on a healthy set-up', () => {
       /✗ redis persistence: AOF is off \(appendonly no\).*\n {4}fix: run Redis with --appendonly yes/,
     );
     expect(run.stdout).toContain(
-      '! gladly webhook: webhook check: GLADLY_WEBHOOK_URL not set / not available\n',
+      "! gladly webhook: GLADLY_WEBHOOK_URL not set: webhook not checked, and the worker's watchdog is off\n",
     );
     expect(run.stdout.trimEnd().split('\n').at(-1)).toBe('1 problem to fix, 3 to look at');
   });

@@ -7,6 +7,13 @@ export {
   type GladlyStandInOptions,
   startGladlyStandIn,
 } from './gladly-stand-in.js';
+export {
+  GLADLY_RETRY_OFFSETS_MS,
+  type GladlyDeliveryRecord,
+  type GladlySenderOptions,
+  GladlyWebhooks,
+  type GladlyWebhookView,
+} from './gladly-webhooks.js';
 export type { StartOptions } from './http-server.js';
 export { hasScope, KLAVIYO_SCOPES } from './klaviyo-account.js';
 export {

@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { redactEmails } from '@gk/domain';
+import { createGladlyWebhooksClient, GladlyError, type GladlyWebhook } from '@gk/gladly';
 import {
   findSegmentsByName,
   isSuppressionDefinition,
@@ -14,6 +15,7 @@ import {
 import { deadLetterPath, type RedisConnection } from '@gk/queue';
 import type { Queue } from 'bullmq';
 import type { WorkerConfig } from '../config.js';
+import { describeWebhook } from './gladly-run.js';
 
 /** ✓ works, ✗ broken (non-zero exit), ! unusual or not checkable (exit unaffected). */
 export type CheckStatus = 'ok' | 'fail' | 'warn';
@@ -474,20 +476,70 @@ const gladlyRateLimitCheck: DoctorCheck = {
 };
 
 /**
- * The webhook's state needs the Gladly Webhooks API command (`npm run gladly -- webhook status`,
- * issue 14), not in this build: said plainly, never a ✓ that was not checked.
+ * The bridge's Gladly webhook, through the webhooks client `npm run gladly` uses (a GET only):
+ * registered under GLADLY_WEBHOOK_URL, enabled, and subscribed to the events the bridge reads.
  */
 const gladlyWebhookCheck: DoctorCheck = {
   name: 'gladly webhook',
   async run(ctx) {
-    const url = ctx.env.GLADLY_WEBHOOK_URL?.trim();
-    return warn(
-      'gladly webhook',
-      url
-        ? 'webhook check: not available in this build (enabled and subscribed events not checked)'
-        : 'webhook check: GLADLY_WEBHOOK_URL not set / not available',
-      'check in Gladly (Settings → Webhooks) that the webhook is enabled and subscribed to CONVERSATION/CREATED, REOPENED and CLOSED',
-    );
+    const name = 'gladly webhook';
+    if (!ctx.worker) return warn(name, 'not checked: configuration invalid');
+    const url = ctx.worker.selfHealing.webhookUrl;
+    if (!url) {
+      return warn(
+        name,
+        "GLADLY_WEBHOOK_URL not set: webhook not checked, and the worker's watchdog is off",
+        'set GLADLY_WEBHOOK_URL to the public URL of /webhooks/gladly, then npm run gladly -- webhook register',
+      );
+    }
+    const g = ctx.worker.gladly;
+    let hook: GladlyWebhook | undefined;
+    try {
+      hook = await createGladlyWebhooksClient({
+        baseUrl: g.baseUrl,
+        user: g.user,
+        token: g.token,
+        timeoutMs: ctx.timeoutMs,
+      }).findByUrl(url);
+    } catch (err) {
+      const auth = err instanceof GladlyError && err.kind === 'auth';
+      return fail(
+        name,
+        `could not list Gladly's webhooks: ${(err as Error).message}`,
+        auth
+          ? 'check GLADLY_API_USER and GLADLY_API_TOKEN (the API user manages webhooks)'
+          : 'check GLADLY_API_URL',
+      );
+    }
+    const report = describeWebhook(url, hook);
+    if (!hook) return fail(name, `no webhook has the URL ${url}`, 'npm run gladly -- webhook register');
+    if (!hook.enabled) {
+      return fail(
+        name,
+        hook.disabledAtDueToRetryLimit
+          ? `disabled by Gladly at ${hook.disabledAtDueToRetryLimit} after its retries failed`
+          : 'disabled by hand',
+        hook.disabledAtDueToRetryLimit
+          ? "make sure Gladly reaches the ingest at GLADLY_WEBHOOK_URL; the worker's watchdog then re-enables it (or npm run gladly -- webhook enable)"
+          : 'npm run gladly -- webhook enable',
+      );
+    }
+    const missing = report.missingEvents ?? [];
+    if (missing.some((e) => e.startsWith('CONVERSATION/'))) {
+      return fail(
+        name,
+        `enabled, but not subscribed to ${missing.join(', ')}`,
+        'npm run gladly -- webhook register',
+      );
+    }
+    if (missing.length > 0) {
+      return warn(
+        name,
+        `enabled; not subscribed to ${missing.join(', ')} (cached customer emails then refresh only after GLADLY_CUSTOMER_CACHE_TTL_SECONDS)`,
+        'npm run gladly -- webhook register',
+      );
+    }
+    return ok(name, 'enabled, subscribed to every event the bridge reads');
   },
 };
 
