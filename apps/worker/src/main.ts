@@ -1,6 +1,6 @@
 import { createGladlyClient } from '@gk/gladly';
 import { createKlaviyoClient } from '@gk/klaviyo';
-import { createWorkerConnection, queuePrefix } from '@gk/queue';
+import { createStateConnection, createWorkerConnection, queuePrefix } from '@gk/queue';
 import {
   closeServer,
   createHealthServer,
@@ -20,13 +20,18 @@ import { createWorkers } from './workers.js';
 const config = loadConfigOrExit('worker', () => loadWorkerConfig());
 const logger = createLogger({ name: 'worker', level: config.logLevel });
 const cluster = config.redis.clusterNodes.length > 0;
-const connection = createWorkerConnection({ url: config.redis.url, clusterNodes: config.redis.clusterNodes });
+const target = { url: config.redis.url, clusterNodes: config.redis.clusterNodes };
+// BullMQ's connection (it duplicates it for its blocking reads), and one for our own commands,
+// which time out instead of waiting for a Redis that does not answer.
+const connection = createWorkerConnection(target);
+const stateConnection = createStateConnection(target);
 watchRedisConnection(connection, logger);
 
 const registry = createMetricsRegistry('worker');
 const bridge = createWorkers({
   config,
   connection,
+  stateConnection,
   prefix: queuePrefix(config.redis.prefix, cluster),
   logger,
   registry,
@@ -49,15 +54,47 @@ const readiness = new Readiness()
   .add('gladly', bridge.gladlyCredentials.check);
 const server = createHealthServer({ readiness, registry });
 
+const disconnectRedis = () => {
+  connection.disconnect();
+  stateConnection.disconnect();
+};
+
+// Every step is bounded and forced past its bound, so the process exits 0 within the deadline
+// even when Redis does not answer (on a cluster whose master is away, BullMQ's close() waits
+// for an `end` event that never comes). Jobs cut short are re-run elsewhere once their lock lapses.
 handleShutdownSignals({
   logger,
   deadlineMs: 25_000,
-  shutdown: async () => {
-    readiness.markShuttingDown();
-    await bridge.close();
-    await closeServer(server);
-    await connection.quit().catch(() => connection.disconnect());
-  },
+  steps: [
+    { name: 'mark not ready', timeoutMs: 100, run: () => readiness.markShuttingDown() },
+    {
+      name: 'finish in-flight jobs and close workers',
+      timeoutMs: 15_000,
+      run: () => bridge.close(),
+      force: () => {
+        bridge.forceClose();
+        disconnectRedis();
+      },
+    },
+    {
+      name: 'close health server',
+      timeoutMs: 2_000,
+      run: () => closeServer(server),
+      force: () => server.closeAllConnections(),
+    },
+    {
+      name: 'close redis connections',
+      timeoutMs: 2_000,
+      run: async () => {
+        await Promise.all(
+          [connection, stateConnection].map((c) =>
+            c.status === 'end' ? undefined : c.quit().then(() => undefined),
+          ),
+        );
+      },
+      force: disconnectRedis,
+    },
+  ],
 });
 
 await listen(server, config.port, config.host);
@@ -72,6 +109,7 @@ logger.info(
     klaviyoRevision: config.klaviyo.revision,
     klaviyoCreateProfiles: config.klaviyo.createProfiles,
     customerCacheTtlSeconds: config.gladly.customerCacheTtlSeconds,
+    upstreamMaxPauseSeconds: config.upstreamMaxPauseMs / 1000,
   },
   'worker started',
 );

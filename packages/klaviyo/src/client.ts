@@ -14,9 +14,23 @@ export interface KlaviyoClientOptions {
   timeoutMs?: number;
 }
 
+export interface CreateEventOptions {
+  /**
+   * When the request must have ended, on the `performance.now()` clock (monotonic: it runs on
+   * while the process is frozen). The worker passes the end of its per-email lease minus a
+   * margin. Checked synchronously just before the request starts: once it has passed, nothing is
+   * sent and the outcome is retryable (`deadline passed before sending`); otherwise the request's
+   * timeout is cut to end by it.
+   */
+  deadline?: number;
+}
+
 export interface KlaviyoClient {
   /** Never rejects: every answer and every failure becomes a {@link KlaviyoOutcome}. */
-  createEvent(input: KlaviyoEventInput): Promise<KlaviyoOutcome & { durationMs: number }>;
+  createEvent(
+    input: KlaviyoEventInput,
+    options?: CreateEventOptions,
+  ): Promise<KlaviyoOutcome & { durationMs: number }>;
   /**
    * Whether a profile with this email exists (Get Profiles filtered by email; the key needs
    * `profiles:read`). Never rejects: failures are outcomes, as for createEvent.
@@ -39,9 +53,13 @@ export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClien
   };
 
   return {
-    async createEvent(input) {
+    async createEvent(input, options = {}) {
       const started = performance.now();
       let outcome: KlaviyoOutcome;
+      const left = options.deadline === undefined ? timeoutMs : options.deadline - performance.now();
+      if (left <= 0) {
+        return { kind: 'retryable', reason: 'deadline passed before sending', durationMs: 0 };
+      }
       try {
         // No redirects: fetch would turn a redirected POST into a GET and lose the event.
         const response = await fetch(url, {
@@ -49,7 +67,7 @@ export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClien
           headers,
           body: JSON.stringify(buildCreateEventBody(input)),
           redirect: 'manual',
-          signal: AbortSignal.timeout(timeoutMs),
+          signal: AbortSignal.timeout(Math.min(timeoutMs, Math.ceil(left))),
         });
         // Read the body to the end (empty on 202) so the keep-alive socket is reused.
         const text = await response.text();

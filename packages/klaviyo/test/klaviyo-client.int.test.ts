@@ -86,7 +86,7 @@ describe('createEvent against the Klaviyo stand-in', () => {
     expect(await c.createEvent({ ...started, uniqueId: 'evt-2' })).toMatchObject({
       kind: 'rate_limited',
       status: 429,
-      retryAfterMs: 1000,
+      retryAfter: '1',
     });
     expect(klaviyo.throttled).toBe(1);
   });
