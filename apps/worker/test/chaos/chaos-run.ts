@@ -38,6 +38,13 @@ export interface ChaosOptions {
   workerFreezes: number;
   /** Longer than the workers' job lock, so a frozen worker's jobs stall and move. */
   freezeMs: number;
+  /**
+   * SIGSTOP of a worker while it has a Klaviyo request in flight, for `deliveryFreezeMs` (longer
+   * than the per-email lease: the job lock plus the margin), then SIGCONT: its deliveries are
+   * re-run elsewhere and newer transitions for the same emails delivered meanwhile.
+   */
+  deliveryFreezes?: number;
+  deliveryFreezeMs?: number;
   redisKills: number;
   /** SIGSTOP of Redis for redisDownMs: a hung Redis (the ingest spools what it cannot store). */
   redisFreezes: number;
@@ -73,7 +80,14 @@ interface Customer {
 
 export interface ChaosAction {
   atMs: number;
-  kind: 'worker-kill' | 'worker-freeze' | 'redis-kill' | 'redis-freeze' | 'ingest-restart' | 'ingest-kill';
+  kind:
+    | 'worker-kill'
+    | 'worker-freeze'
+    | 'worker-freeze-delivery'
+    | 'redis-kill'
+    | 'redis-freeze'
+    | 'ingest-restart'
+    | 'ingest-kill';
 }
 
 export interface ChaosResult {
@@ -203,6 +217,7 @@ function makeSchedule(random: Random, o: ChaosOptions): ChaosAction[] {
   };
   add('worker-kill', o.workerKills);
   add('worker-freeze', o.workerFreezes);
+  add('worker-freeze-delivery', o.deliveryFreezes ?? 0);
   add('redis-kill', o.redisKills);
   add('redis-freeze', o.redisFreezes);
   add('ingest-restart', o.ingestRestarts);
@@ -369,6 +384,9 @@ async function drive(
         case 'worker-freeze':
           await stack.freezeWorker(o.freezeMs, { midLookup: true });
           break;
+        case 'worker-freeze-delivery':
+          await stack.freezeWorker(o.deliveryFreezeMs ?? o.freezeMs, { midDelivery: true });
+          break;
         case 'redis-kill':
           await stack.killRedis(o.redisDownMs);
           break;
@@ -412,6 +430,7 @@ async function drive(
     gladlyFaults.settle();
     faults.workerKills = actions.filter((a) => a.kind === 'worker-kill').length;
     faults.workerFreezes = actions.filter((a) => a.kind === 'worker-freeze').length;
+    faults.workerDeliveryFreezes = actions.filter((a) => a.kind === 'worker-freeze-delivery').length;
     faults.redisKills = actions.filter((a) => a.kind === 'redis-kill').length;
     faults.redisFreezes = actions.filter((a) => a.kind === 'redis-freeze').length;
     faults.ingestRestarts = actions.filter((a) => a.kind === 'ingest-restart').length;
