@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { classifyKlaviyoFailure, classifyKlaviyoResponse, type KlaviyoOutcome } from './classify.js';
 import { buildCreateEventBody, DEFAULT_KLAVIYO_REVISION, type KlaviyoEventInput } from './event-body.js';
 import { buildProfileLookupUrl, classifyProfileLookup, type ProfileLookupOutcome } from './profiles.js';
+import { DeadlinePassedError, sendRequest } from './send.js';
 
 export interface KlaviyoClientOptions {
   /** e.g. `https://a.klaviyo.com` */
@@ -61,23 +62,25 @@ export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClien
         return { kind: 'retryable', reason: 'deadline passed before sending', durationMs: 0 };
       }
       try {
-        // No redirects: fetch would turn a redirected POST into a GET and lose the event.
-        const response = await fetch(url, {
+        // Not fetch: the request must leave only after a last synchronous look at the deadline
+        // (see sendRequest). No redirects: a redirected POST would lose the event.
+        const answer = await sendRequest(url, {
           method: 'POST',
           headers,
           body: JSON.stringify(buildCreateEventBody(input)),
-          redirect: 'manual',
-          signal: AbortSignal.timeout(Math.min(timeoutMs, Math.ceil(left))),
+          timeoutMs: Math.min(timeoutMs, Math.ceil(left)),
+          ...(options.deadline === undefined ? {} : { deadline: options.deadline }),
         });
-        // Read the body to the end (empty on 202) so the keep-alive socket is reused.
-        const text = await response.text();
         outcome = classifyKlaviyoResponse({
-          status: response.status,
-          headers: response.headers,
-          body: parseJson(text),
+          status: answer.status,
+          headers: answer.headers,
+          body: parseJson(answer.text),
         });
       } catch (err) {
-        outcome = classifyKlaviyoFailure(err);
+        outcome =
+          err instanceof DeadlinePassedError
+            ? { kind: 'retryable', reason: 'deadline passed before sending' }
+            : classifyKlaviyoFailure(err);
       }
       return { ...outcome, durationMs: performance.now() - started };
     },

@@ -49,6 +49,8 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
     policy: settings.upstream,
     credentials: deps.credentials,
     metrics: deps.metrics,
+    // A lookup never fails permanently (an answer the client does not understand is retried), so
+    // the transitions counter has no such outcome.
     count: (outcome) =>
       deps.metrics.transitions.inc({ outcome: outcome === 'failed_permanent' ? 'retried' : outcome }),
     pauseQueue: deps.pauseQueue,
