@@ -2,7 +2,11 @@ export type KlaviyoOutcome =
   | { kind: 'delivered'; status: number }
   /** `retryAfter`: the raw header; the worker reads it (clamped) where it decides the pause. */
   | { kind: 'rate_limited'; status: 429; retryAfter: string | null }
-  | { kind: 'retryable'; status?: number; reason: string }
+  /**
+   * No `status`: no answer (timeout, reset), so Klaviyo may or may not have recorded the event,
+   * unless `notSent`: the request never left (the caller's deadline had passed).
+   */
+  | { kind: 'retryable'; status?: number; reason: string; notSent?: true }
   | { kind: 'auth'; status: 401 | 403; reason: string }
   | { kind: 'permanent'; status: number; code?: string; detail?: string; reason: string };
 

@@ -59,7 +59,7 @@ export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClien
       let outcome: KlaviyoOutcome;
       const left = options.deadline === undefined ? timeoutMs : options.deadline - performance.now();
       if (left <= 0) {
-        return { kind: 'retryable', reason: 'deadline passed before sending', durationMs: 0 };
+        return { kind: 'retryable', reason: 'deadline passed before sending', notSent: true, durationMs: 0 };
       }
       try {
         // Not fetch: the request must leave only after a last synchronous look at the deadline
@@ -79,7 +79,7 @@ export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClien
       } catch (err) {
         outcome =
           err instanceof DeadlinePassedError
-            ? { kind: 'retryable', reason: 'deadline passed before sending' }
+            ? { kind: 'retryable', reason: 'deadline passed before sending', notSent: true }
             : classifyKlaviyoFailure(err);
       }
       return { ...outcome, durationMs: performance.now() - started };

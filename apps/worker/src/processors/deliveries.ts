@@ -48,6 +48,8 @@ export interface DeliveriesDeps {
 }
 
 const DEFAULT_LEASE_SAFETY_MS = 1_000;
+/** How long the lease is kept after a request got no answer (Klaviyo may still apply it). */
+const UNANSWERED_HOLD_MS = 2_000;
 /** Less time than this left on the lease is not worth a request (it would time out anyway). */
 const MIN_REQUEST_MS = 250;
 
@@ -164,6 +166,18 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       const fields = { status: answer.status, durationMs: Math.round(answer.durationMs), backfill: stale };
 
       if (answer.kind !== 'delivered') {
+        if (answer.kind === 'retryable' && answer.status === undefined && !answer.notSent && !stale) {
+          // No answer (timeout, reset): Klaviyo may have recorded the event, or may still. Mark it
+          // as applied, so an older transition goes as backfill, and keep the lease a little
+          // longer, so a newer one does not overtake a request still under way.
+          await deps.emailState.markAppliedAndHold(
+            d.email,
+            holder,
+            { occurredAt: d.occurredAt, eventId: d.eventId },
+            UNANSWERED_HOLD_MS,
+          );
+          released = true;
+        }
         // Awaited here, inside the try: the lease is released only after the failure is handled,
         // and the rejection is never left without a handler while the finally block runs.
         return await guard(answer, log, { name: 'delivery', subject: 'event' }, fields);

@@ -40,9 +40,10 @@ end
 return {1, redis.call('GET', KEYS[2]) or ''}`);
 
 /**
- * KEYS: applied, lease. ARGV: occurred-at ms, event id, ttl seconds, holder ('' = no mark).
- * Stores the mark only when it is newer than the stored one (same tie-break as isStale), then
- * releases the lease if the holder still has it. Answers 1 when the mark was stored.
+ * KEYS: applied, lease. ARGV: occurred-at ms, event id ('' = no mark), ttl seconds, holder,
+ * hold ms ('' = release). Stores the mark only when it is newer than the stored one (same
+ * tie-break as isStale); then, if the holder still has the lease, releases it, or with a hold
+ * keeps it that much longer. Answers 1 when the mark was stored.
  */
 const MARK_AND_RELEASE = defineScript(`
 local stored = 0
@@ -63,7 +64,9 @@ if ARGV[2] ~= '' then
     redis.call('EXPIRE', KEYS[1], ARGV[3])
   end
 end
-if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+if redis.call('GET', KEYS[2]) == ARGV[4] then
+  if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[2], ARGV[5]) else redis.call('DEL', KEYS[2]) end
+end
 return stored`);
 
 export class EmailState {
@@ -103,7 +106,22 @@ export class EmailState {
       this.#redis,
       MARK_AND_RELEASE,
       [k.applied, k.lease],
-      [String(Date.parse(mark.occurredAt)), mark.eventId, String(this.#ttl), holder],
+      [String(Date.parse(mark.occurredAt)), mark.eventId, String(this.#ttl), holder, ''],
+    );
+  }
+
+  /**
+   * For a request whose outcome is unknown (Klaviyo may have applied it, or may still): stores
+   * `mark` if it is newer than the one stored, and keeps `holder`'s lease `holdMs` longer, so a
+   * newer delivery does not overtake a request still under way.
+   */
+  async markAppliedAndHold(email: string, holder: string, mark: AppliedMark, holdMs: number): Promise<void> {
+    const k = this.#keys(email);
+    await runScript(
+      this.#redis,
+      MARK_AND_RELEASE,
+      [k.applied, k.lease],
+      [String(Date.parse(mark.occurredAt)), mark.eventId, String(this.#ttl), holder, holdMs],
     );
   }
 
@@ -114,7 +132,7 @@ export class EmailState {
       this.#redis,
       MARK_AND_RELEASE,
       [k.applied, k.lease],
-      ['0', '', String(this.#ttl), holder],
+      ['0', '', String(this.#ttl), holder, ''],
     );
   }
 
