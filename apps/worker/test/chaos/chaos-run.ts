@@ -572,7 +572,9 @@ export function findViolations(r: ChaosResult): string[] {
   }
 
   // Order per email: applied (non-backfill) events in Gladly-timestamp order; backfill only when
-  // something newer was already applied; the profile ends in the state of the newest event.
+  // something newer is recorded for that email (already, or later: a newer delivery that got no
+  // answer counts as applied, since Klaviyo may have recorded it, and is retried until it is);
+  // the profile ends in the state of the newest event.
   const byEmail = new Map<string, ChaosResult['klaviyo']['events']>();
   for (const e of r.klaviyo.events) {
     const email = e.email.trim().toLowerCase();
@@ -581,11 +583,12 @@ export function findViolations(r: ChaosResult): string[] {
   for (const [email, events] of byEmail) {
     let newestApplied = Number.NEGATIVE_INFINITY;
     let newest: (typeof events)[number] | undefined;
+    const newestRecorded = Math.max(...events.filter((e) => !e.backfill).map((e) => Date.parse(e.time)));
     for (const e of events) {
       const t = Date.parse(e.time);
       if (e.backfill) {
-        if (t >= newestApplied)
-          add('order', `${email}: ${e.uniqueId} sent as backfill with nothing newer applied`);
+        if (t >= newestRecorded)
+          add('order', `${email}: ${e.uniqueId} sent as backfill with nothing newer recorded`);
       } else {
         if (t <= newestApplied) add('order', `${email}: ${e.uniqueId} applied after a newer event`);
         newestApplied = Math.max(newestApplied, t);
