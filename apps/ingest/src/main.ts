@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { closeQueues, createProducerConnection, createQueues, queuePrefix } from '@gk/queue';
+import { openBridgeQueues } from '@gk/queue';
 import {
   ConfigError,
   closeServer,
@@ -11,8 +11,8 @@ import {
 } from '@gk/runtime';
 import { createApp } from './app.js';
 import { type IngestConfig, loadConfig } from './config.js';
-import { JobStore } from './job-store.js';
-import { Spool } from './spool.js';
+import { JobStore } from './store/job-store.js';
+import { Spool } from './store/spool.js';
 
 /** Kubernetes' default grace period is 30 s; finishing well within it leaves room for the rest. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -38,14 +38,12 @@ async function main(): Promise<void> {
   });
   if (config.webhookAuth.disabled)
     logger.warn('webhook authentication is DISABLED (WEBHOOK_AUTH_DISABLED=true)');
+  if (config.sandbox) logger.warn('sandbox mode (BRIDGE_SANDBOX=true): development credentials are accepted');
+  for (const warning of config.warnings) logger.warn(warning);
 
-  const cluster = config.redis.clusterNodes.length > 0;
-  const connection = createProducerConnection({
-    url: config.redis.url,
-    clusterNodes: config.redis.clusterNodes,
-  });
+  const bridge = openBridgeQueues({ ...config.redis, prefix: config.queuePrefix }, 'producer');
+  const { connection, queues, cluster } = bridge;
   watchRedisConnection(connection, logger);
-  const queues = createQueues(connection, queuePrefix(config.queuePrefix, cluster));
   // Checked once Redis answers; the ingest starts (and says not ready) while it does not.
   connection.once('ready', () => void warnIfRedisNotDurable(connection, logger));
 
@@ -57,9 +55,11 @@ async function main(): Promise<void> {
       spool = opened.spool;
       logger.info(
         { path: config.spool.path, maxEntries: config.spool.maxEntries, ...opened.report },
-        opened.report.recovered > 0
-          ? 'spool opened with entries from a previous run; relaying them to Redis'
-          : 'spool opened',
+        opened.report.rewriteFailed
+          ? 'spool opened as it was: rewriting it failed (is the disk full?); relaying what it holds'
+          : opened.report.recovered > 0
+            ? 'spool opened with entries from a previous run; relaying them to Redis'
+            : 'spool opened',
       );
       if (opened.report.corrupt > 0) {
         logger.error(
@@ -76,7 +76,12 @@ async function main(): Promise<void> {
   } else {
     logger.warn('spool off (INGEST_SPOOL_ENABLED=false): webhooks are answered 503 while Redis is down');
   }
-  const store = new JobStore({ queues, spool, logger });
+  const store = new JobStore({
+    queues,
+    spool,
+    logger,
+    ...(config.spool?.stallSeconds ? { stallSeconds: config.spool.stallSeconds } : {}),
+  });
   connection.on('ready', () => store.nudgeRelay());
 
   const { app, readiness } = createApp({ config, queues, connection, logger, store });
@@ -111,24 +116,19 @@ async function main(): Promise<void> {
       },
       { name: 'stop the spool relay', timeoutMs: 2_000, run: () => store.close() },
       {
-        name: 'close queues',
-        timeoutMs: 1_500,
-        run: () => closeQueues(queues),
-        force: () => connection.disconnect(),
-      },
-      {
-        name: 'close redis connection',
-        timeoutMs: 1_000,
-        run: async () => {
-          if (connection.status !== 'end') await connection.quit();
-        },
+        name: 'close queues and the redis connection',
+        timeoutMs: 2_500,
+        run: () => bridge.close(),
         force: () => connection.disconnect(),
       },
     ],
   });
 
   await listen(server, config.port, config.host);
-  logger.info({ port: config.port, host: config.host, cluster }, 'ingest listening');
+  logger.info(
+    { port: config.port, host: config.host, cluster, ...(config.sandbox ? { mode: 'sandbox' } : {}) },
+    'ingest listening',
+  );
   store.startRelay();
 }
 

@@ -31,7 +31,15 @@ export interface SandboxOptions {
   /** Default 127.0.0.1. */
   host?: string;
   gladly: { user: string; token: string; ratePerSecond?: number; failureRate?: number };
-  klaviyo: { apiKey: string; ratePerSecond?: number; failureRate?: number };
+  klaviyo: {
+    apiKey: string;
+    ratePerSecond?: number;
+    failureRate?: number;
+    /** The key's scopes; null/absent = full access. */
+    scopes?: readonly string[] | null;
+    /** Oldest revision accepted. */
+    revisionMin?: string | undefined;
+  };
   /** Default: the demo customers. */
   customers?: readonly DemoCustomer[];
   /** What Gladly's Events API holds at start. Default: a made-up last day of the demo customers. */
@@ -178,6 +186,8 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   // KLAVIYO_CREATE_PROFILES=false can be tried (Get Profiles is answered by the stand-in).
   const klaviyo = await startKlaviyoStandIn({
     apiKey: options.klaviyo.apiKey,
+    scopes: options.klaviyo.scopes ?? null,
+    ...(options.klaviyo.revisionMin ? { revisionMin: options.klaviyo.revisionMin } : {}),
     profiles: describeDemoCustomers(customers).flatMap((c) => (c.newToKlaviyo ? [] : c.deliversTo)),
   });
   if (settings.gladlyRatePerSecond > 0) gladly.setRateLimit(settings.gladlyRatePerSecond);

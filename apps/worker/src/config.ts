@@ -1,25 +1,24 @@
 import { DEFAULT_KLAVIYO_REVISION } from '@gk/klaviyo';
 import {
+  checkDevCredentials,
   envBool,
   envInt,
-  envString,
+  envSecret,
   envStringWithDefault,
   envUrlWithDefault,
   parseEnv,
+  REDIS_SECRETS,
   redisEnvShape,
+  required,
+  requiredSecret,
 } from '@gk/runtime';
 import { z } from 'zod';
 
-const required = (what: string) =>
-  z.preprocess(
-    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
-    z
-      .string({ message: `is required (${what})` })
-      .trim()
-      .min(1),
-  );
+/** Variables that hold secrets: each can also be read from `<NAME>_FILE`. */
+export const WORKER_SECRETS = [...REDIS_SECRETS, 'GLADLY_API_TOKEN', 'KLAVIYO_API_KEY', 'LOG_EMAIL_HASH_KEY'];
 
-export const WorkerEnv = z.object({
+/** The fields without the cross-field rules: CLIs pick the few they read. */
+export const WorkerEnvShape = z.object({
   ...redisEnvShape,
   GLADLY_API_URL: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
@@ -28,12 +27,12 @@ export const WorkerEnv = z.object({
       .transform((v) => v.replace(/\/+$/, '')),
   ),
   GLADLY_API_USER: required("the Gladly API user's email"),
-  GLADLY_API_TOKEN: required('a Gladly API token'),
+  GLADLY_API_TOKEN: requiredSecret('a Gladly API token'),
   GLADLY_RATE_LIMIT_PER_SECOND: envInt(5, 0, 10_000),
   /** How long a customer's emails are cached (0 = off); Gladly's customer webhooks drop entries sooner. */
   GLADLY_CUSTOMER_CACHE_TTL_SECONDS: envInt(3600, 0, 7 * 24 * 3600),
   KLAVIYO_API_URL: envUrlWithDefault('https://a.klaviyo.com'),
-  KLAVIYO_API_KEY: required('a Klaviyo private API key with events:write'),
+  KLAVIYO_API_KEY: requiredSecret('a Klaviyo private API key with events:write'),
   KLAVIYO_REVISION: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
     z
@@ -45,6 +44,8 @@ export const WorkerEnv = z.object({
   KLAVIYO_METRIC_STARTED: envStringWithDefault('started conversation in Gladly'),
   KLAVIYO_METRIC_CLOSED: envStringWithDefault('closed conversation in Gladly'),
   KLAVIYO_PROFILE_PROPERTY: envStringWithDefault('In Gladly Conversation'),
+  /** The suppression segment `npm run klaviyo -- segment ensure` creates and the doctor looks for. */
+  KLAVIYO_SEGMENT_NAME: envStringWithDefault('In a Gladly conversation'),
   KLAVIYO_INCLUDE_CONVERSATION_ID: envBool(false),
   /** false: send only to emails Klaviyo already has a profile for (the key then needs profiles:read). */
   KLAVIYO_CREATE_PROFILES: envBool(true),
@@ -58,12 +59,26 @@ export const WorkerEnv = z.object({
   UPSTREAM_MAX_PAUSE_SECONDS: envInt(300, 1, 24 * 3600),
   HOST: envStringWithDefault('0.0.0.0'),
   /** Keyed hash for emails in logs; set it to keep hashes stable and private across deploys. */
-  LOG_EMAIL_HASH_KEY: envString(),
+  LOG_EMAIL_HASH_KEY: envSecret(),
 });
+
+export const WorkerEnv = WorkerEnvShape.superRefine((env, ctx) =>
+  checkDevCredentials(
+    env,
+    {
+      GLADLY_API_TOKEN: env.GLADLY_API_TOKEN,
+      KLAVIYO_API_KEY: env.KLAVIYO_API_KEY,
+      LOG_EMAIL_HASH_KEY: env.LOG_EMAIL_HASH_KEY,
+    },
+    ctx,
+  ),
+);
 
 export interface WorkerConfig {
   redis: { url: string; clusterNodes: string[]; prefix: string };
   logLevel: string;
+  /** BRIDGE_SANDBOX=true: the sandbox route (dev credentials allowed); /readyz says so. */
+  sandbox: boolean;
   gladly: {
     baseUrl: string;
     user: string;
@@ -79,6 +94,7 @@ export interface WorkerConfig {
     metricStarted: string;
     metricClosed: string;
     profileProperty: string;
+    segmentName: string;
     includeConversationId: boolean;
     createProfiles: boolean;
     profileCacheTtlSeconds: number;
@@ -93,10 +109,11 @@ export interface WorkerConfig {
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const e = parseEnv(WorkerEnv, env);
+  const e = parseEnv(WorkerEnv, env, { secrets: WORKER_SECRETS });
   return {
     redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES, prefix: e.QUEUE_PREFIX },
     logLevel: e.LOG_LEVEL,
+    sandbox: e.BRIDGE_SANDBOX,
     gladly: {
       baseUrl: e.GLADLY_API_URL,
       user: e.GLADLY_API_USER,
@@ -112,6 +129,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       metricStarted: e.KLAVIYO_METRIC_STARTED,
       metricClosed: e.KLAVIYO_METRIC_CLOSED,
       profileProperty: e.KLAVIYO_PROFILE_PROPERTY,
+      segmentName: e.KLAVIYO_SEGMENT_NAME,
       includeConversationId: e.KLAVIYO_INCLUDE_CONVERSATION_ID,
       createProfiles: e.KLAVIYO_CREATE_PROFILES,
       profileCacheTtlSeconds: e.KLAVIYO_PROFILE_CACHE_TTL_SECONDS,

@@ -1,6 +1,6 @@
 import { createGladlyClient } from '@gk/gladly';
 import { createKlaviyoClient } from '@gk/klaviyo';
-import { createStateConnection, createWorkerConnection, queuePrefix } from '@gk/queue';
+import { createStateConnection, openBridgeConnection } from '@gk/queue';
 import {
   closeServer,
   createHealthServer,
@@ -19,12 +19,14 @@ import { createWorkers } from './workers.js';
 
 const config = loadConfigOrExit('worker', () => loadWorkerConfig());
 const logger = createLogger({ name: 'worker', level: config.logLevel });
-const cluster = config.redis.clusterNodes.length > 0;
-const target = { url: config.redis.url, clusterNodes: config.redis.clusterNodes };
+if (config.sandbox) logger.warn('sandbox mode (BRIDGE_SANDBOX=true): development credentials are accepted');
 // BullMQ's connection (it duplicates it for its blocking reads), and one for our own commands,
 // which time out instead of waiting for a Redis that does not answer.
-const connection = createWorkerConnection(target);
-const stateConnection = createStateConnection(target);
+const { connection, prefix } = openBridgeConnection(config.redis, 'worker');
+const stateConnection = createStateConnection(
+  { url: config.redis.url, clusterNodes: config.redis.clusterNodes },
+  'worker-state',
+);
 watchRedisConnection(connection, logger);
 
 const registry = createMetricsRegistry('worker');
@@ -32,7 +34,7 @@ const bridge = createWorkers({
   config,
   connection,
   stateConnection,
-  prefix: queuePrefix(config.redis.prefix, cluster),
+  prefix,
   logger,
   registry,
   gladly: createGladlyClient({
@@ -52,7 +54,7 @@ const readiness = new Readiness()
   .add('redis', redisReachable(connection, 1_000, bridge.queues.transitions.toKey('ready-probe')))
   .add('klaviyo', bridge.klaviyoCredentials.check)
   .add('gladly', bridge.gladlyCredentials.check);
-const server = createHealthServer({ readiness, registry });
+const server = createHealthServer({ readiness, registry, ...(config.sandbox ? { mode: 'sandbox' } : {}) });
 
 const disconnectRedis = () => {
   connection.disconnect();

@@ -200,6 +200,20 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     res.end(body);
   }
 
+  /**
+   * `Ratelimit-Limit`, `Ratelimit-Remaining` and `Ratelimit-Reset` (seconds until the window is
+   * full again) while a limit is set, as Gladly reports its per-organisation limit.
+   */
+  function rateLimitHeaders(): Record<string, string> {
+    if (!bucket) return {};
+    const remaining = bucket.remaining();
+    return {
+      'ratelimit-limit': String(bucket.burst),
+      'ratelimit-remaining': String(remaining),
+      'ratelimit-reset': String(Math.ceil((bucket.burst - remaining) / bucket.ratePerSecond)),
+    };
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, server: RunningServer): Promise<void> {
     req.resume();
     const path = pathOf(req);
@@ -219,7 +233,7 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     requests.push(record);
     const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       record.status = status;
-      sendJson(res, status, body, headers);
+      sendJson(res, status, body, { ...rateLimitHeaders(), ...headers });
     };
 
     if (req.method !== 'GET') {

@@ -8,9 +8,11 @@ export {
   startGladlyStandIn,
 } from './gladly-stand-in.js';
 export type { StartOptions } from './http-server.js';
+export { hasScope, KLAVIYO_SCOPES } from './klaviyo-account.js';
 export {
   type KlaviyoProfileView,
   type KlaviyoRecordedEvent,
+  type KlaviyoSegmentRecord,
   type KlaviyoStandIn,
   type KlaviyoStandInOptions,
   startKlaviyoStandIn,
