@@ -90,20 +90,38 @@ async function main(): Promise<void> {
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
 
+  // Every step is bounded and forced past its bound, so the ingest exits 0 within the deadline
+  // even when Redis does not answer. What the spool holds stays on disk for the next start.
+  let sweep: NodeJS.Timeout | undefined;
   handleShutdownSignals({
     logger,
     deadlineMs: SHUTDOWN_DEADLINE_MS,
-    shutdown: async () => {
-      readiness.markShuttingDown();
-      // Stops accepting and resolves once in-flight requests are answered. A keep-alive socket
-      // that goes idle after its last answer would otherwise hold close() for keepAliveTimeout.
-      const sweep = setInterval(() => server.closeIdleConnections(), 100);
-      sweep.unref();
-      await closeServer(server);
-      clearInterval(sweep);
-      await store.close();
-      await bridge.close();
-    },
+    steps: [
+      { name: 'mark not ready', timeoutMs: 100, run: () => readiness.markShuttingDown() },
+      {
+        // Stops accepting and resolves once in-flight requests are answered. A keep-alive socket
+        // that goes idle after its last answer would otherwise hold close() for keepAliveTimeout.
+        name: 'answer in-flight webhooks and close the server',
+        timeoutMs: 4_000,
+        run: async () => {
+          sweep = setInterval(() => server.closeIdleConnections(), 100);
+          sweep.unref();
+          await closeServer(server);
+          clearInterval(sweep);
+        },
+        force: () => {
+          clearInterval(sweep);
+          server.closeAllConnections();
+        },
+      },
+      { name: 'stop the spool relay', timeoutMs: 2_000, run: () => store.close() },
+      {
+        name: 'close queues and the redis connection',
+        timeoutMs: 2_500,
+        run: () => bridge.close(),
+        force: () => connection.disconnect(),
+      },
+    ],
   });
 
   await listen(server, config.port, config.host);

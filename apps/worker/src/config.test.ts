@@ -116,6 +116,16 @@ describe('loadWorkerConfig', () => {
     expect(c.klaviyo.includeConversationId).toBe(true);
   });
 
+  it('reads UPSTREAM_MAX_PAUSE_SECONDS (default 300) and refuses 0', () => {
+    expect(loadWorkerConfig(minimal).upstreamMaxPauseMs).toBe(300_000);
+    expect(loadWorkerConfig({ ...minimal, UPSTREAM_MAX_PAUSE_SECONDS: '60' }).upstreamMaxPauseMs).toBe(
+      60_000,
+    );
+    expect(() => loadWorkerConfig({ ...minimal, UPSTREAM_MAX_PAUSE_SECONDS: '0' })).toThrow(
+      /UPSTREAM_MAX_PAUSE_SECONDS/,
+    );
+  });
+
   it('refuses a revision that is not dated', () => {
     expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_REVISION: 'latest' })).toThrow(/KLAVIYO_REVISION/);
   });

@@ -56,6 +56,8 @@ export const WorkerEnvShape = z.object({
   WORKER_PORT: envInt(3001, 0, 65_535),
   /** How long a job's lock lives; a killed worker's jobs are retried after about this long. */
   WORKER_LOCK_DURATION_MS: envInt(30_000, 1_000, 600_000),
+  /** Cap on a pause from an upstream's Retry-After (a proxy's `86400` must not stop a queue for a day). */
+  UPSTREAM_MAX_PAUSE_SECONDS: envInt(300, 1, 24 * 3600),
   HOST: envStringWithDefault('0.0.0.0'),
   /** Keyed hash for emails in logs; set it to keep hashes stable and private across deploys. */
   LOG_EMAIL_HASH_KEY: envSecret(),
@@ -114,6 +116,8 @@ export interface WorkerConfig {
   };
   concurrency: number;
   lockDurationMs: number;
+  /** UPSTREAM_MAX_PAUSE_SECONDS in ms. */
+  upstreamMaxPauseMs: number;
   port: number;
   host: string;
   emailHashKey: string;
@@ -153,6 +157,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     },
     concurrency: e.WORKER_CONCURRENCY,
     lockDurationMs: e.WORKER_LOCK_DURATION_MS,
+    upstreamMaxPauseMs: e.UPSTREAM_MAX_PAUSE_SECONDS * 1000,
     port: e.WORKER_PORT,
     host: e.HOST,
     emailHashKey: e.LOG_EMAIL_HASH_KEY ?? 'gladly-klaviyo-bridge',

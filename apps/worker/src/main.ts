@@ -1,6 +1,6 @@
 import { createGladlyClient } from '@gk/gladly';
 import { createKlaviyoClient } from '@gk/klaviyo';
-import { openBridgeConnection } from '@gk/queue';
+import { createStateConnection, openBridgeConnection } from '@gk/queue';
 import {
   closeServer,
   createHealthServer,
@@ -20,13 +20,20 @@ import { createWorkers } from './workers.js';
 const config = loadConfigOrExit('worker', () => loadWorkerConfig());
 const logger = createLogger({ name: 'worker', level: config.logLevel });
 if (config.sandbox) logger.warn('sandbox mode (BRIDGE_SANDBOX=true): development credentials are accepted');
+// BullMQ's connection (it duplicates it for its blocking reads), and one for our own commands,
+// which time out instead of waiting for a Redis that does not answer.
 const { connection, prefix } = openBridgeConnection(config.redis, 'worker');
+const stateConnection = createStateConnection(
+  { url: config.redis.url, clusterNodes: config.redis.clusterNodes },
+  'worker-state',
+);
 watchRedisConnection(connection, logger);
 
 const registry = createMetricsRegistry('worker');
 const bridge = createWorkers({
   config,
   connection,
+  stateConnection,
   prefix,
   logger,
   registry,
@@ -54,15 +61,47 @@ const server = createHealthServer({
   ...(config.sandbox ? { mode: 'sandbox' } : {}),
 });
 
+const disconnectRedis = () => {
+  connection.disconnect();
+  stateConnection.disconnect();
+};
+
+// Every step is bounded and forced past its bound, so the process exits 0 within the deadline
+// even when Redis does not answer (on a cluster whose master is away, BullMQ's close() waits
+// for an `end` event that never comes). Jobs cut short are re-run elsewhere once their lock lapses.
 handleShutdownSignals({
   logger,
   deadlineMs: 25_000,
-  shutdown: async () => {
-    readiness.markShuttingDown();
-    await bridge.close();
-    await closeServer(server);
-    await connection.quit().catch(() => connection.disconnect());
-  },
+  steps: [
+    { name: 'mark not ready', timeoutMs: 100, run: () => readiness.markShuttingDown() },
+    {
+      name: 'finish in-flight jobs and close workers',
+      timeoutMs: 15_000,
+      run: () => bridge.close(),
+      force: () => {
+        bridge.forceClose();
+        disconnectRedis();
+      },
+    },
+    {
+      name: 'close health server',
+      timeoutMs: 2_000,
+      run: () => closeServer(server),
+      force: () => server.closeAllConnections(),
+    },
+    {
+      name: 'close redis connections',
+      timeoutMs: 2_000,
+      run: async () => {
+        await Promise.all(
+          [connection, stateConnection].map((c) =>
+            c.status === 'end' ? undefined : c.quit().then(() => undefined),
+          ),
+        );
+      },
+      force: disconnectRedis,
+    },
+  ],
 });
 
 await listen(server, config.port, config.host);
@@ -80,6 +119,7 @@ logger.info(
     webhookWatchSeconds: config.selfHealing.webhookUrl ? config.selfHealing.watchSeconds : 0,
     reconcileIntervalSeconds: config.selfHealing.reconcileIntervalSeconds,
     reconcileLagSeconds: config.selfHealing.reconcileLagSeconds,
+    upstreamMaxPauseSeconds: config.upstreamMaxPauseMs / 1000,
   },
   'worker started',
 );

@@ -23,6 +23,7 @@ export const DELIVERY_OUTCOMES = [
   'throttled',
   'credentials_rejected',
   'waited_for_lease',
+  'lease_lost',
   'skipped_no_profile',
 ] as const;
 export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];

@@ -7,15 +7,15 @@ import { type Job, type Processor, Worker } from 'bullmq';
 import type { Registry } from 'prom-client';
 import { type BackoffPolicy, DEFAULT_BACKOFF, fullJitterDelay } from './backoff.js';
 import type { WorkerConfig } from './config.js';
-import { CredentialsStatus } from './credentials.js';
-import { CustomerCache } from './customer-cache.js';
-import { createCustomerChangesProcessor } from './customer-changes-processor.js';
-import { createDeliveriesProcessor } from './deliveries-processor.js';
-import { EmailState } from './email-state.js';
 import { createWorkerMetrics } from './metrics.js';
-import { KlaviyoProfileCheck } from './profile-check.js';
+import { createCustomerChangesProcessor } from './processors/customer-changes.js';
+import { createDeliveriesProcessor } from './processors/deliveries.js';
+import { createTransitionsProcessor } from './processors/transitions.js';
 import { createSelfHealing, type SelfHealing } from './self-healing/self-healing.js';
-import { createTransitionsProcessor } from './transitions-processor.js';
+import { CredentialsStatus } from './state/credentials.js';
+import { CustomerCache } from './state/customer-cache.js';
+import { EmailState } from './state/email-state.js';
+import { KlaviyoProfileCheck } from './state/profile-check.js';
 
 export interface WorkerDeps {
   config: WorkerConfig;
@@ -27,9 +27,22 @@ export interface WorkerDeps {
   registry: Registry;
   gladly: GladlyClient;
   klaviyo: KlaviyoClient;
+  /**
+   * For the per-email state, the customer cache and the profile cache: a connection whose
+   * commands time out (createStateConnection). Default: `connection`.
+   */
+  stateConnection?: RedisConnection;
   /** Overrides for tests (shorter pauses). */
   timings?: { authPauseMs?: number; backoff?: BackoffPolicy };
 }
+
+/**
+ * How much longer than the job lock the per-email lease lasts: a worker frozen past its lock
+ * loses the job (it is re-run elsewhere) a little before it loses the email's lease, and a killed
+ * attempt holds its email up for at most the lock plus this.
+ */
+export const LEASE_MARGIN_MS = 5_000;
+const DEFAULT_AUTH_PAUSE_MS = 30_000;
 
 export interface BridgeWorkers {
   queues: BridgeQueues;
@@ -41,6 +54,12 @@ export interface BridgeWorkers {
   run(): void;
   /** Stops taking jobs, waits for the ones in flight, closes queues. Leaves the connection open. */
   close(): Promise<void>;
+  /**
+   * For a close() that does not end (Redis away: BullMQ waits for jobs whose commands hang, and
+   * on a cluster for an `end` event that never comes): stops the workers without waiting for
+   * their jobs. Their locks lapse and the jobs are re-run elsewhere (deliveries are idempotent).
+   */
+  forceClose(): void;
 }
 
 /**
@@ -60,18 +79,26 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     credentialsRejected: (upstream) =>
       (upstream === 'gladly' ? gladlyCredentials : klaviyoCredentials).rejected,
   });
-  const emailState = new EmailState(connection, { prefix: `${prefix}:state` });
-  const customerCache = new CustomerCache(connection, {
+  const stateConnection = deps.stateConnection ?? connection;
+  const emailState = new EmailState(stateConnection, {
+    prefix: `${prefix}:state`,
+    leaseMs: config.lockDurationMs + LEASE_MARGIN_MS,
+  });
+  const customerCache = new CustomerCache(stateConnection, {
     prefix,
     ttlSeconds: config.gladly.customerCacheTtlSeconds,
   });
-  const authPauseMs = deps.timings?.authPauseMs;
+  const upstream = {
+    maxPauseMs: config.upstreamMaxPauseMs,
+    authPauseMs: deps.timings?.authPauseMs ?? DEFAULT_AUTH_PAUSE_MS,
+  };
 
   const table: { name: string; processor: Processor; limitPerSecond: number }[] = [
     {
       name: QueueName.transitions,
       limitPerSecond: config.gladly.ratePerSecond,
       processor: createTransitionsProcessor({
+        settings: { emailHashKey: config.emailHashKey, upstream },
         gladly: deps.gladly,
         customerCache,
         deliveries: queues.deliveries,
@@ -79,27 +106,30 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
         metrics,
         credentials: gladlyCredentials,
         pauseQueue: (ms) => queues.transitions.rateLimit(ms),
-        emailHashKey: config.emailHashKey,
-        ...(authPauseMs ? { authPauseMs } : {}),
       }) as Processor,
     },
     {
       name: QueueName.deliveries,
       limitPerSecond: config.klaviyo.ratePerSecond,
       processor: createDeliveriesProcessor({
+        settings: {
+          metricStarted: config.klaviyo.metricStarted,
+          metricClosed: config.klaviyo.metricClosed,
+          profileProperty: config.klaviyo.profileProperty,
+          includeConversationId: config.klaviyo.includeConversationId,
+          emailHashKey: config.emailHashKey,
+          upstream,
+        },
         klaviyo: deps.klaviyo,
         emailState,
         logger: logger.child({ queue: QueueName.deliveries }),
         metrics,
         credentials: klaviyoCredentials,
-        event: config.klaviyo,
         pauseQueue: (ms) => queues.deliveries.rateLimit(ms),
-        emailHashKey: config.emailHashKey,
-        ...(authPauseMs ? { authPauseMs } : {}),
         ...(config.klaviyo.createProfiles
           ? {}
           : {
-              profileCheck: new KlaviyoProfileCheck(connection, deps.klaviyo, {
+              profileCheck: new KlaviyoProfileCheck(stateConnection, deps.klaviyo, {
                 prefix,
                 ttlSeconds: config.klaviyo.profileCacheTtlSeconds,
               }),
@@ -186,6 +216,9 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     async close() {
       await Promise.allSettled([...workers.map((w) => w.close()), selfHealing.close()]);
       await closeQueues(queues);
+    },
+    forceClose() {
+      for (const w of workers) w.close(true).catch(() => {});
     },
   };
 }

@@ -26,7 +26,7 @@ import {
   waitFor,
 } from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CustomerCache } from '../src/customer-cache.js';
+import { CustomerCache } from '../src/state/customer-cache.js';
 import { GLADLY_TOKEN, GLADLY_USER, KLAVIYO_KEY } from './harness.js';
 import { startWorkerProcess, type WorkerProcess } from './worker-process.js';
 

@@ -12,10 +12,11 @@ export type GladlyAnswer =
   | { kind: 'found'; emails: string[] }
   | { kind: 'moved'; newId: string }
   | { kind: 'not_found' }
+  /** `retryAfter`: the raw header; the worker reads it (clamped) where it decides the pause. */
+  | { kind: 'rate_limited'; status: 429; retryAfter: string | null; reason: string }
   | {
-      kind: Exclude<GladlyErrorKind, 'network' | 'timeout'>;
+      kind: Exclude<GladlyErrorKind, 'network' | 'timeout' | 'rate_limited'>;
       status: number;
-      retryAfterMs?: number;
       reason: string;
     };
 
@@ -42,11 +43,8 @@ export function classifyGladlyResponse(answer: GladlyHttpAnswer): GladlyAnswer {
   }
   if (status === 404) return { kind: 'not_found' };
   if (status === 429) {
-    const retryAfterMs = parseRetryAfterMs(headers.get('retry-after'));
     const reason = 'Gladly rate limit exceeded (429)';
-    return retryAfterMs === undefined
-      ? { kind: 'rate_limited', status, reason }
-      : { kind: 'rate_limited', status, retryAfterMs, reason };
+    return { kind: 'rate_limited', status, retryAfter: headers.get('retry-after'), reason };
   }
   if (status === 401 || status === 403) {
     return { kind: 'auth', status, reason: `Gladly rejected the API credentials (${status})` };
@@ -100,17 +98,6 @@ function readLocationId(location: string | null): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); undefined when unusable. */
-export function parseRetryAfterMs(value: string | null, now: number = Date.now()): number | undefined {
-  if (value === null) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  // IMF-fixdate, e.g. `Wed, 21 Oct 2026 07:28:00 GMT`; V8's lenient parser would take anything.
-  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(trimmed)) return undefined;
-  const date = Date.parse(trimmed);
-  return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

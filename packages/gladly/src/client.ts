@@ -1,5 +1,5 @@
+import { performance } from 'node:perf_hooks';
 import { classifyGladlyResponse } from './classify.js';
-import { GladlyError } from './errors.js';
 
 export interface GladlyClientOptions {
   /** e.g. `https://acme.gladly.com` */
@@ -26,13 +26,35 @@ export type CustomerEmailsResult =
     }
   | { status: 'not_found'; customerId: string };
 
+/**
+ * A lookup's outcome, in the same shape as the Klaviyo client's: `answered` (found or not found),
+ * or a failure the worker's upstream guard acts on. Reasons name the status and the customer id
+ * at most: never the API token, never an email.
+ */
+export type CustomerLookupOutcome = (
+  | { kind: 'answered'; customer: CustomerEmailsResult }
+  /** `retryAfter`: the raw header (or null); the worker reads and clamps it. */
+  | { kind: 'rate_limited'; status: 429; retryAfter: string | null }
+  | { kind: 'auth'; status: number; reason: string }
+  /** 5xx, timeouts, resets, refusals, and answers this client does not understand (merge loops too). */
+  | { kind: 'retryable'; status?: number; reason: string }
+) & {
+  /** Time spent on every request of the lookup (merge hops included). */
+  durationMs: number;
+};
+
 export interface GladlyClient {
-  /** Resolves found/not_found; rejects with a {@link GladlyError} for everything else. */
-  getCustomerEmails(customerId: string): Promise<CustomerEmailsResult>;
+  /** Never rejects: every answer and every failure becomes a {@link CustomerLookupOutcome}. */
+  getCustomerEmails(customerId: string): Promise<CustomerLookupOutcome>;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_MERGE_HOPS = 5;
+
+/** An outcome before its duration is added. */
+type Timeless<T> = T extends unknown ? Omit<T, 'durationMs'> : never;
+type LookupResult = Timeless<CustomerLookupOutcome>;
+type FailureWithoutDuration = Exclude<LookupResult, { kind: 'answered' }>;
 
 export function createGladlyClient(options: GladlyClientOptions): GladlyClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -54,56 +76,59 @@ export function createGladlyClient(options: GladlyClientOptions): GladlyClient {
       const text = await response.text();
       return { status: response.status, headers: response.headers, body: parseJson(text) };
     } catch (err) {
-      throw toTransportError(err, customerId, timeoutMs);
+      return transportFailure(err, customerId, timeoutMs);
+    }
+  }
+
+  async function lookup(customerId: string): Promise<LookupResult> {
+    const visited = new Set<string>([customerId]);
+    let currentId = customerId;
+    let hops = 0;
+    for (;;) {
+      const answer = await fetchProfile(currentId);
+      if ('kind' in answer) return answer;
+      const outcome = classifyGladlyResponse(answer);
+      switch (outcome.kind) {
+        case 'found':
+          return {
+            kind: 'answered',
+            customer: { status: 'found', customerId: currentId, emails: outcome.emails, hops },
+          };
+        case 'not_found':
+          return { kind: 'answered', customer: { status: 'not_found', customerId: currentId } };
+        case 'moved': {
+          if (visited.has(outcome.newId)) {
+            const reason = `customer ${customerId}: merge loop after ${hops + 1} hop(s)`;
+            return { kind: 'retryable', status: 301, reason };
+          }
+          if (hops >= maxMergeHops) {
+            const reason = `customer ${customerId}: more than ${maxMergeHops} merge hops`;
+            return { kind: 'retryable', status: 301, reason };
+          }
+          visited.add(outcome.newId);
+          currentId = outcome.newId;
+          hops += 1;
+          break;
+        }
+        case 'rate_limited':
+          return { kind: 'rate_limited', status: 429, retryAfter: outcome.retryAfter };
+        case 'auth':
+          return { kind: 'auth', status: outcome.status, reason: `customer ${currentId}: ${outcome.reason}` };
+        default:
+          return {
+            kind: 'retryable',
+            status: outcome.status,
+            reason: `customer ${currentId}: ${outcome.reason}`,
+          };
+      }
     }
   }
 
   return {
     async getCustomerEmails(customerId) {
-      const visited = new Set<string>([customerId]);
-      let currentId = customerId;
-      let hops = 0;
-      for (;;) {
-        const answer = await fetchProfile(currentId);
-        const outcome = classifyGladlyResponse(answer);
-        switch (outcome.kind) {
-          case 'found':
-            return { status: 'found', customerId: currentId, emails: outcome.emails, hops };
-          case 'not_found':
-            return { status: 'not_found', customerId: currentId };
-          case 'moved': {
-            if (visited.has(outcome.newId)) {
-              throw new GladlyError(
-                'protocol',
-                `customer ${customerId}: merge loop after ${hops + 1} hop(s)`,
-                {
-                  status: 301,
-                },
-              );
-            }
-            if (hops >= maxMergeHops) {
-              throw new GladlyError(
-                'protocol',
-                `customer ${customerId}: more than ${maxMergeHops} merge hops`,
-                {
-                  status: 301,
-                },
-              );
-            }
-            visited.add(outcome.newId);
-            currentId = outcome.newId;
-            hops += 1;
-            break;
-          }
-          default:
-            throw new GladlyError(outcome.kind, `customer ${currentId}: ${outcome.reason}`, {
-              status: outcome.status,
-              ...(outcome.kind === 'rate_limited' && outcome.retryAfterMs !== undefined
-                ? { retryAfterMs: outcome.retryAfterMs }
-                : {}),
-            });
-        }
-      }
+      const started = performance.now();
+      const result = await lookup(customerId);
+      return { ...result, durationMs: performance.now() - started } as CustomerLookupOutcome;
     },
   };
 }
@@ -117,23 +142,19 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** Timeouts (ours) → `timeout`; resets, refusals, DNS, truncated bodies → `network`. */
-function toTransportError(err: unknown, customerId: string, timeoutMs: number): GladlyError {
-  if (err instanceof GladlyError) return err;
+/** Our timeout, resets, refusals, DNS errors, truncated bodies: all retryable. */
+function transportFailure(err: unknown, customerId: string, timeoutMs: number): FailureWithoutDuration {
   const name = err instanceof Error ? err.name : '';
   if (name === 'TimeoutError' || name === 'AbortError') {
-    return new GladlyError(
-      'timeout',
-      `customer ${customerId}: Gladly did not answer within ${timeoutMs} ms`,
-      {
-        cause: err,
-      },
-    );
+    return {
+      kind: 'retryable',
+      reason: `customer ${customerId}: Gladly did not answer within ${timeoutMs} ms`,
+    };
   }
-  const code = errorCode(err);
-  return new GladlyError('network', `customer ${customerId}: network error talking to Gladly (${code})`, {
-    cause: err,
-  });
+  return {
+    kind: 'retryable',
+    reason: `customer ${customerId}: network error talking to Gladly (${errorCode(err)})`,
+  };
 }
 
 /** undici wraps the socket error: `TypeError('fetch failed', { cause: { code: 'ECONNRESET' } })`. */

@@ -1,5 +1,6 @@
 /**
- * What went wrong talking to Gladly, as the worker needs it to decide what to do next:
+ * What went wrong talking to Gladly (the Events API stream rejects with these; the customer
+ * lookup returns outcomes instead), as the worker needs it to decide what to do next:
  * `rate_limited` waits (Gladly's 10 GET/s are shared by every integration of the organisation),
  * `auth` pauses and retries slowly, `server`/`network`/`timeout` back off, `protocol` means an
  * answer this client does not understand (also a merge loop).
@@ -8,7 +9,8 @@ export type GladlyErrorKind = 'rate_limited' | 'auth' | 'server' | 'network' | '
 
 export interface GladlyErrorDetails {
   status?: number;
-  retryAfterMs?: number;
+  /** The raw `Retry-After` of a 429. */
+  retryAfter?: string;
   cause?: unknown;
 }
 
@@ -16,13 +18,13 @@ export interface GladlyErrorDetails {
 export class GladlyError extends Error {
   readonly kind: GladlyErrorKind;
   readonly status?: number;
-  readonly retryAfterMs?: number;
+  readonly retryAfter?: string;
 
   constructor(kind: GladlyErrorKind, message: string, details: GladlyErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'GladlyError';
     this.kind = kind;
     if (details.status !== undefined) this.status = details.status;
-    if (details.retryAfterMs !== undefined) this.retryAfterMs = details.retryAfterMs;
+    if (details.retryAfter !== undefined) this.retryAfter = details.retryAfter;
   }
 }

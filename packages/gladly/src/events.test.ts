@@ -39,7 +39,7 @@ describe('classifyEventsFailure', () => {
   it('429 → rate_limited with Retry-After; 401/403 → auth; 5xx → server', () => {
     expect(classifyEventsFailure(429, headers({ 'retry-after': '2' }), undefined)).toMatchObject({
       kind: 'rate_limited',
-      retryAfterMs: 2000,
+      retryAfter: '2',
     });
     expect(classifyEventsFailure(401, headers(), undefined).kind).toBe('auth');
     expect(classifyEventsFailure(403, headers(), undefined).kind).toBe('auth');

@@ -1,4 +1,3 @@
-import { parseRetryAfterMs } from './classify.js';
 import { GladlyError, type GladlyErrorKind } from './errors.js';
 
 /** Gladly keeps events for 24 hours; `startAt` must fall inside that window. */
@@ -29,15 +28,15 @@ export function classifyEventsFailure(
   status: number,
   headers: Headers,
   body: unknown,
-): { kind: Exclude<GladlyErrorKind, 'network' | 'timeout'>; reason: string; retryAfterMs?: number } {
+): { kind: Exclude<GladlyErrorKind, 'network' | 'timeout'>; reason: string; retryAfter?: string } {
   const detail = errorDetail(body);
   const said = detail ? `: ${detail}` : '';
   if (status === 429) {
-    const retryAfterMs = parseRetryAfterMs(headers.get('retry-after'));
+    const retryAfter = headers.get('retry-after');
     const reason = `Gladly rate limit exceeded (429)${said}`;
-    return retryAfterMs === undefined
+    return retryAfter === null
       ? { kind: 'rate_limited', reason }
-      : { kind: 'rate_limited', reason, retryAfterMs };
+      : { kind: 'rate_limited', reason, retryAfter };
   }
   if (status === 401 || status === 403)
     return { kind: 'auth', reason: `Gladly rejected the API credentials (${status})` };
@@ -94,7 +93,7 @@ export async function* streamGladlyEvents(
     const failure = classifyEventsFailure(response.status, response.headers, parseJson(text));
     throw new GladlyError(failure.kind, `events: ${failure.reason}`, {
       status: response.status,
-      ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
+      ...(failure.retryAfter === undefined ? {} : { retryAfter: failure.retryAfter }),
     });
   }
   if (!response.body) return;

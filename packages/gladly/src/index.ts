@@ -2,10 +2,10 @@ export {
   classifyGladlyResponse,
   type GladlyAnswer,
   type GladlyHttpAnswer,
-  parseRetryAfterMs,
 } from './classify.js';
 export {
   type CustomerEmailsResult,
+  type CustomerLookupOutcome,
   createGladlyClient,
   type GladlyClient,
   type GladlyClientOptions,

@@ -92,7 +92,7 @@ export function createGladlyWebhooksClient(options: GladlyWebhooksClientOptions)
       const failure = classifyEventsFailure(response.status, response.headers, parsed);
       throw new GladlyError(failure.kind, `${what}: ${failure.reason}`, {
         status: response.status,
-        ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
+        ...(failure.retryAfter === undefined ? {} : { retryAfter: failure.retryAfter }),
       });
     }
     return parsed;

@@ -99,7 +99,7 @@ describe('Events API (stand-in) through streamGladlyEvents', () => {
     await collect(streamGladlyEvents(options(), query));
     const err = await collect(streamGladlyEvents(options(), query)).catch((e: unknown) => e);
     expect(err).toMatchObject({ kind: 'rate_limited', status: 429 });
-    expect((err as GladlyError).retryAfterMs).toBeGreaterThan(0);
+    expect(Number((err as GladlyError).retryAfter)).toBeGreaterThan(0);
   });
 
   it('a refused connection → network', async () => {

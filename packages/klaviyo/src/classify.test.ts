@@ -1,12 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  classifyKlaviyoFailure,
-  classifyKlaviyoResponse,
-  DEFAULT_RETRY_AFTER_MS,
-  MAX_RETRY_AFTER_MS,
-  parseRetryAfterMs,
-} from './classify.js';
+import { classifyKlaviyoFailure, classifyKlaviyoResponse } from './classify.js';
 
 const fixture = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`../../../fixtures/klaviyo/${name}`, import.meta.url), 'utf8'));
@@ -22,21 +16,16 @@ describe('classifyKlaviyoResponse', () => {
     expect(classifyKlaviyoResponse(answer(202))).toEqual({ kind: 'delivered', status: 202 });
   });
 
-  it('429 → rate_limited for Retry-After seconds', () => {
+  it('429 → rate_limited with the raw Retry-After (the worker reads and clamps it)', () => {
     expect(classifyKlaviyoResponse(answer(429, fixture('error-429.json'), { 'retry-after': '7' }))).toEqual({
       kind: 'rate_limited',
       status: 429,
-      retryAfterMs: 7000,
+      retryAfter: '7',
     });
-  });
-
-  it('429 without a usable Retry-After → 1 s; a huge one is capped', () => {
-    expect(classifyKlaviyoResponse(answer(429))).toMatchObject({ retryAfterMs: DEFAULT_RETRY_AFTER_MS });
-    expect(classifyKlaviyoResponse(answer(429, undefined, { 'retry-after': 'later' }))).toMatchObject({
-      retryAfterMs: 1000,
-    });
-    expect(classifyKlaviyoResponse(answer(429, undefined, { 'retry-after': '86400' }))).toMatchObject({
-      retryAfterMs: MAX_RETRY_AFTER_MS,
+    expect(classifyKlaviyoResponse(answer(429))).toEqual({
+      kind: 'rate_limited',
+      status: 429,
+      retryAfter: null,
     });
   });
 
@@ -105,27 +94,5 @@ describe('classifyKlaviyoFailure', () => {
 
   it('anything else is still retryable', () => {
     expect(classifyKlaviyoFailure('weird')).toEqual({ kind: 'retryable', reason: 'network error (weird)' });
-  });
-});
-
-describe('parseRetryAfterMs', () => {
-  const now = Date.parse('2026-11-20T14:00:00Z');
-  it.each([
-    ['1', 1000],
-    ['0', 0],
-    ['2.5', 2500],
-    ['60', 60_000],
-    ['61', 60_000],
-    ['Fri, 20 Nov 2026 14:00:05 GMT', 5000],
-    ['Fri, 20 Nov 2026 13:00:00 GMT', 0],
-    ['-3', 1000],
-    ['', 1000],
-    ['soon', 1000],
-  ])('%s → %i ms', (value, ms) => {
-    expect(parseRetryAfterMs(value, now)).toBe(ms);
-  });
-
-  it('missing → 1 s', () => {
-    expect(parseRetryAfterMs(null, now)).toBe(1000);
   });
 });

@@ -1,7 +1,12 @@
 export type KlaviyoOutcome =
   | { kind: 'delivered'; status: number }
-  | { kind: 'rate_limited'; status: 429; retryAfterMs: number }
-  | { kind: 'retryable'; status?: number; reason: string }
+  /** `retryAfter`: the raw header; the worker reads it (clamped) where it decides the pause. */
+  | { kind: 'rate_limited'; status: 429; retryAfter: string | null }
+  /**
+   * No `status`: no answer (timeout, reset), so Klaviyo may or may not have recorded the event,
+   * unless `notSent`: the request never left (the caller's deadline had passed).
+   */
+  | { kind: 'retryable'; status?: number; reason: string; notSent?: true }
   | { kind: 'auth'; status: 401 | 403; reason: string }
   | { kind: 'permanent'; status: number; code?: string; detail?: string; reason: string };
 
@@ -11,14 +16,6 @@ export interface KlaviyoHttpAnswer {
   /** The parsed JSON body, or undefined when empty or not JSON. */
   body: unknown;
 }
-
-/** Used when a 429 has no usable `Retry-After`: Klaviyo's burst window is one second. */
-export const DEFAULT_RETRY_AFTER_MS = 1_000;
-/**
- * Upper bound for a 429 pause. Klaviyo's steady window is a minute, so a longer Retry-After is
- * more likely a misbehaving proxy than a real limit; pausing every delivery longer is not worth it.
- */
-export const MAX_RETRY_AFTER_MS = 60_000;
 
 const MAX_DETAIL_LENGTH = 500;
 
@@ -33,11 +30,7 @@ export function classifyKlaviyoResponse(answer: KlaviyoHttpAnswer): KlaviyoOutco
   const { status } = answer;
   if (status >= 200 && status <= 299) return { kind: 'delivered', status };
   if (status === 429) {
-    return {
-      kind: 'rate_limited',
-      status,
-      retryAfterMs: parseRetryAfterMs(answer.headers.get('retry-after')),
-    };
+    return { kind: 'rate_limited', status, retryAfter: answer.headers.get('retry-after') };
   }
   const error = firstError(answer.body);
   const described = describe(status, error);
@@ -64,22 +57,6 @@ export function classifyKlaviyoFailure(err: unknown): KlaviyoOutcome {
   const name = err instanceof Error ? err.name : '';
   if (name === 'TimeoutError' || name === 'AbortError') return { kind: 'retryable', reason: 'timeout' };
   return { kind: 'retryable', reason: `network error (${errorCode(err)})` };
-}
-
-/**
- * `Retry-After` in seconds (Klaviyo sends whole seconds; decimals and HTTP-dates are accepted
- * too). Missing or garbage → 1 s; clamped to [0, 60 s].
- */
-export function parseRetryAfterMs(value: string | null, now: number = Date.now()): number {
-  const trimmed = value?.trim() ?? '';
-  let ms: number | undefined;
-  if (/^\d+(\.\d+)?$/.test(trimmed)) ms = Number(trimmed) * 1000;
-  else if (/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(trimmed)) {
-    const date = Date.parse(trimmed);
-    if (Number.isFinite(date)) ms = date - now;
-  }
-  if (ms === undefined || !Number.isFinite(ms)) return DEFAULT_RETRY_AFTER_MS;
-  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.round(ms)));
 }
 
 interface KlaviyoErrorEntry {

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { classifyKlaviyoFailure, classifyKlaviyoResponse, type KlaviyoOutcome } from './classify.js';
 import { buildCreateEventBody, DEFAULT_KLAVIYO_REVISION, type KlaviyoEventInput } from './event-body.js';
 import { buildProfileLookupUrl, classifyProfileLookup, type ProfileLookupOutcome } from './profiles.js';
+import { DeadlinePassedError, sendRequest } from './send.js';
 
 export interface KlaviyoClientOptions {
   /** e.g. `https://a.klaviyo.com` */
@@ -14,9 +15,23 @@ export interface KlaviyoClientOptions {
   timeoutMs?: number;
 }
 
+export interface CreateEventOptions {
+  /**
+   * When the request must have ended, on the `performance.now()` clock (monotonic: it runs on
+   * while the process is frozen). The worker passes the end of its per-email lease minus a
+   * margin. Checked synchronously just before the request starts: once it has passed, nothing is
+   * sent and the outcome is retryable (`deadline passed before sending`); otherwise the request's
+   * timeout is cut to end by it.
+   */
+  deadline?: number;
+}
+
 export interface KlaviyoClient {
   /** Never rejects: every answer and every failure becomes a {@link KlaviyoOutcome}. */
-  createEvent(input: KlaviyoEventInput): Promise<KlaviyoOutcome & { durationMs: number }>;
+  createEvent(
+    input: KlaviyoEventInput,
+    options?: CreateEventOptions,
+  ): Promise<KlaviyoOutcome & { durationMs: number }>;
   /**
    * Whether a profile with this email exists (Get Profiles filtered by email; the key needs
    * `profiles:read`). Never rejects: failures are outcomes, as for createEvent.
@@ -39,27 +54,33 @@ export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClien
   };
 
   return {
-    async createEvent(input) {
+    async createEvent(input, options = {}) {
       const started = performance.now();
       let outcome: KlaviyoOutcome;
+      const left = options.deadline === undefined ? timeoutMs : options.deadline - performance.now();
+      if (left <= 0) {
+        return { kind: 'retryable', reason: 'deadline passed before sending', notSent: true, durationMs: 0 };
+      }
       try {
-        // No redirects: fetch would turn a redirected POST into a GET and lose the event.
-        const response = await fetch(url, {
+        // Not fetch: the request must leave only after a last synchronous look at the deadline
+        // (see sendRequest). No redirects: a redirected POST would lose the event.
+        const answer = await sendRequest(url, {
           method: 'POST',
           headers,
           body: JSON.stringify(buildCreateEventBody(input)),
-          redirect: 'manual',
-          signal: AbortSignal.timeout(timeoutMs),
+          timeoutMs: Math.min(timeoutMs, Math.ceil(left)),
+          ...(options.deadline === undefined ? {} : { deadline: options.deadline }),
         });
-        // Read the body to the end (empty on 202) so the keep-alive socket is reused.
-        const text = await response.text();
         outcome = classifyKlaviyoResponse({
-          status: response.status,
-          headers: response.headers,
-          body: parseJson(text),
+          status: answer.status,
+          headers: answer.headers,
+          body: parseJson(answer.text),
         });
       } catch (err) {
-        outcome = classifyKlaviyoFailure(err);
+        outcome =
+          err instanceof DeadlinePassedError
+            ? { kind: 'retryable', reason: 'deadline passed before sending', notSent: true }
+            : classifyKlaviyoFailure(err);
       }
       return { ...outcome, durationMs: performance.now() - started };
     },

@@ -19,13 +19,15 @@ export {
 export {
   classifyKlaviyoFailure,
   classifyKlaviyoResponse,
-  DEFAULT_RETRY_AFTER_MS,
   type KlaviyoHttpAnswer,
   type KlaviyoOutcome,
-  MAX_RETRY_AFTER_MS,
-  parseRetryAfterMs,
 } from './classify.js';
-export { createKlaviyoClient, type KlaviyoClient, type KlaviyoClientOptions } from './client.js';
+export {
+  type CreateEventOptions,
+  createKlaviyoClient,
+  type KlaviyoClient,
+  type KlaviyoClientOptions,
+} from './client.js';
 export {
   buildCreateEventBody,
   CONVERSATION_ID_PROPERTY,

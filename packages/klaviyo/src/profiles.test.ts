@@ -50,7 +50,7 @@ describe('classifyProfileLookup', () => {
     expect(classifyProfileLookup(answer(429, undefined, { 'retry-after': '3' }))).toEqual({
       kind: 'rate_limited',
       status: 429,
-      retryAfterMs: 3000,
+      retryAfter: '3',
     });
     expect(classifyProfileLookup(answer(403)).kind).toBe('auth');
     expect(classifyProfileLookup(answer(503)).kind).toBe('retryable');

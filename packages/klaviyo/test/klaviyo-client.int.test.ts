@@ -86,7 +86,7 @@ describe('createEvent against the Klaviyo stand-in', () => {
     expect(await c.createEvent({ ...started, uniqueId: 'evt-2' })).toMatchObject({
       kind: 'rate_limited',
       status: 429,
-      retryAfterMs: 1000,
+      retryAfter: '1',
     });
     expect(klaviyo.throttled).toBe(1);
   });
@@ -121,6 +121,18 @@ describe('createEvent against the Klaviyo stand-in', () => {
     expect(timedOut).toMatchObject({ kind: 'retryable', reason: 'timeout' });
     expect(timedOut.durationMs).toBeLessThan(2_000);
     expect(klaviyo.posts).toBe(3);
+    expect(klaviyo.events).toHaveLength(0);
+  });
+
+  it("sends nothing once the caller's deadline has passed, and cuts a started request at it", async () => {
+    const passed = await client().createEvent(started, { deadline: performance.now() - 1 });
+    expect(passed).toMatchObject({ kind: 'retryable', reason: 'deadline passed before sending' });
+    expect(klaviyo.posts).toBe(0);
+
+    klaviyo.injectFaults({ delayMs: 5_000 });
+    const cut = await client().createEvent(started, { deadline: performance.now() + 200 });
+    expect(cut).toMatchObject({ kind: 'retryable', reason: 'timeout' });
+    expect(cut.durationMs).toBeLessThan(2_000);
     expect(klaviyo.events).toHaveLength(0);
   });
 

@@ -85,12 +85,36 @@ export function createProducerConnection(target: RedisTarget, name = 'producer')
   });
 }
 
-/** For BullMQ workers: blocking commands must never time out on the client side. */
+/**
+ * For BullMQ workers: blocking commands must never time out on the client side (BullMQ guards
+ * its blocking reads with its own timer, on a duplicate of this connection). Commands of our own
+ * go on a state connection instead.
+ */
 export function createWorkerConnection(target: RedisTarget, name = 'worker'): RedisConnection {
   return connect(target, {
     connectionName: `gk-${name}`,
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
+    retryStrategy: (times) => Math.min(times * 200, 2_000),
+  });
+}
+
+/**
+ * For the worker's own, non-blocking commands (per-email lease and marks, caches, readiness):
+ * each command fails after `commandTimeoutMs` instead of waiting for a Redis that does not answer
+ * (a hung server, a cluster master that is away), so a delivery fails and is retried, and a
+ * shutdown is never held up by it.
+ */
+export function createStateConnection(
+  target: RedisTarget,
+  name = 'state',
+  commandTimeoutMs = 5_000,
+): RedisConnection {
+  return connect(target, {
+    connectionName: `gk-${name}`,
+    maxRetriesPerRequest: 2,
+    connectTimeout: 2_000,
+    commandTimeout: commandTimeoutMs,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   });
 }

@@ -8,7 +8,7 @@ import {
   transitionJob,
 } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
-import { defineScript, runScript } from '../redis-script.js';
+import { defineScript, runScript } from '../state/redis-script.js';
 import type { ReconcileTrigger, SelfHealingMetrics } from './metrics.js';
 
 /**

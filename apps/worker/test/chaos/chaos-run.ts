@@ -38,6 +38,13 @@ export interface ChaosOptions {
   workerFreezes: number;
   /** Longer than the workers' job lock, so a frozen worker's jobs stall and move. */
   freezeMs: number;
+  /**
+   * SIGSTOP of a worker while it has a Klaviyo request in flight, for `deliveryFreezeMs` (longer
+   * than the per-email lease: the job lock plus the margin), then SIGCONT: its deliveries are
+   * re-run elsewhere and newer transitions for the same emails delivered meanwhile.
+   */
+  deliveryFreezes?: number;
+  deliveryFreezeMs?: number;
   redisKills: number;
   /** SIGSTOP of Redis for redisDownMs: a hung Redis (the ingest spools what it cannot store). */
   redisFreezes: number;
@@ -73,7 +80,14 @@ interface Customer {
 
 export interface ChaosAction {
   atMs: number;
-  kind: 'worker-kill' | 'worker-freeze' | 'redis-kill' | 'redis-freeze' | 'ingest-restart' | 'ingest-kill';
+  kind:
+    | 'worker-kill'
+    | 'worker-freeze'
+    | 'worker-freeze-delivery'
+    | 'redis-kill'
+    | 'redis-freeze'
+    | 'ingest-restart'
+    | 'ingest-kill';
 }
 
 export interface ChaosResult {
@@ -203,6 +217,7 @@ function makeSchedule(random: Random, o: ChaosOptions): ChaosAction[] {
   };
   add('worker-kill', o.workerKills);
   add('worker-freeze', o.workerFreezes);
+  add('worker-freeze-delivery', o.deliveryFreezes ?? 0);
   add('redis-kill', o.redisKills);
   add('redis-freeze', o.redisFreezes);
   add('ingest-restart', o.ingestRestarts);
@@ -369,6 +384,9 @@ async function drive(
         case 'worker-freeze':
           await stack.freezeWorker(o.freezeMs, { midLookup: true });
           break;
+        case 'worker-freeze-delivery':
+          await stack.freezeWorker(o.deliveryFreezeMs ?? o.freezeMs, { midDelivery: true });
+          break;
         case 'redis-kill':
           await stack.killRedis(o.redisDownMs);
           break;
@@ -412,6 +430,7 @@ async function drive(
     gladlyFaults.settle();
     faults.workerKills = actions.filter((a) => a.kind === 'worker-kill').length;
     faults.workerFreezes = actions.filter((a) => a.kind === 'worker-freeze').length;
+    faults.workerDeliveryFreezes = actions.filter((a) => a.kind === 'worker-freeze-delivery').length;
     faults.redisKills = actions.filter((a) => a.kind === 'redis-kill').length;
     faults.redisFreezes = actions.filter((a) => a.kind === 'redis-freeze').length;
     faults.ingestRestarts = actions.filter((a) => a.kind === 'ingest-restart').length;
@@ -553,7 +572,9 @@ export function findViolations(r: ChaosResult): string[] {
   }
 
   // Order per email: applied (non-backfill) events in Gladly-timestamp order; backfill only when
-  // something newer was already applied; the profile ends in the state of the newest event.
+  // something newer is recorded for that email (already, or later: a newer delivery that got no
+  // answer counts as applied, since Klaviyo may have recorded it, and is retried until it is);
+  // the profile ends in the state of the newest event.
   const byEmail = new Map<string, ChaosResult['klaviyo']['events']>();
   for (const e of r.klaviyo.events) {
     const email = e.email.trim().toLowerCase();
@@ -562,11 +583,12 @@ export function findViolations(r: ChaosResult): string[] {
   for (const [email, events] of byEmail) {
     let newestApplied = Number.NEGATIVE_INFINITY;
     let newest: (typeof events)[number] | undefined;
+    const newestRecorded = Math.max(...events.filter((e) => !e.backfill).map((e) => Date.parse(e.time)));
     for (const e of events) {
       const t = Date.parse(e.time);
       if (e.backfill) {
-        if (t >= newestApplied)
-          add('order', `${email}: ${e.uniqueId} sent as backfill with nothing newer applied`);
+        if (t >= newestRecorded)
+          add('order', `${email}: ${e.uniqueId} sent as backfill with nothing newer recorded`);
       } else {
         if (t <= newestApplied) add('order', `${email}: ${e.uniqueId} applied after a newer event`);
         newestApplied = Math.max(newestApplied, t);

@@ -21,6 +21,9 @@ const options: ChaosOptions = {
   workerKills: 5,
   workerFreezes: 3,
   freezeMs: 3_500,
+  // Past the per-email lease (2 s job lock + 5 s margin).
+  deliveryFreezes: 2,
+  deliveryFreezeMs: 8_000,
   redisKills: 1,
   redisFreezes: 1,
   redisDownMs: 2_000,
@@ -52,6 +55,7 @@ describe('chaos: built ingest + two workers under upstream faults, kills, freeze
         expect(report.faults[kind], kind).toBeGreaterThan(0);
       expect(report.faults.workerKills).toBe(options.workerKills);
       expect(report.faults.redisKills).toBe(options.redisKills);
+      expect(report.faults.workerDeliveryFreezes).toBe(options.deliveryFreezes);
     },
     // Sending (at most 1.5× the window + 30 s), draining, then starting and stopping services.
     durationMs * 1.5 + 30_000 + options.drainTimeoutMs + 120_000,

@@ -108,6 +108,13 @@ export interface StackMonitor {
 /** Jobs not yet finished (BullMQ 6: a paused queue's jobs are `waiting`). */
 export const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'] as const;
 
+export interface FreezeOptions {
+  index?: number;
+  midLookup?: boolean;
+  midDelivery?: boolean;
+  onFrozen?: () => void;
+}
+
 export interface Stack {
   redis: RedisServer;
   gladly: GladlyStandIn;
@@ -125,8 +132,10 @@ export interface Stack {
    * SIGSTOP for `ms` (longer than the job lock: its jobs stall and move), then SIGCONT. With
    * `midLookup`, waits (up to 5 s) until that worker has a Gladly lookup in flight, so a fan-out
    * is interrupted between the lookup and storing its deliveries, and is run again elsewhere.
+   * With `midDelivery`, waits (up to 5 s) until a worker (that one, or without `index` any) has a
+   * Klaviyo request in flight and freezes that one. `onFrozen` runs once it is stopped.
    */
-  freezeWorker(ms: number, options?: { index?: number; midLookup?: boolean }): Promise<void>;
+  freezeWorker(ms: number, options?: FreezeOptions): Promise<void>;
   /** A new ingest on the same port, after SIGTERM (`graceful`) or kill -9 (`kill`). */
   restartIngest(how: 'graceful' | 'kill'): Promise<void>;
   /** SIGTERM (and wait for exit 0) or kill -9 of the ingest, without starting a new one. */
@@ -239,12 +248,18 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     started.push(proc);
     return proc;
   };
-  // Each worker reaches Gladly through its own counting proxy, so a freeze can wait for a lookup.
-  const proxies = new Map<WorkerProcess, CountingProxy>();
+  // Each worker reaches Gladly and Klaviyo through counting proxies of its own, so a freeze can
+  // wait for a lookup or a delivery of that worker.
+  const proxies = new Map<WorkerProcess, { gladly: CountingProxy; klaviyo: CountingProxy }>();
   const startWorker = async () => {
-    const proxy = await startCountingProxy(gladly.url);
-    const proc = await startWorkerProcess({ ...workerEnv, GLADLY_API_URL: proxy.url });
-    proxies.set(proc, proxy);
+    const gladlyProxy = await startCountingProxy(gladly.url);
+    const klaviyoProxy = await startCountingProxy(klaviyo.url);
+    const proc = await startWorkerProcess({
+      ...workerEnv,
+      GLADLY_API_URL: gladlyProxy.url,
+      KLAVIYO_API_URL: klaviyoProxy.url,
+    });
+    proxies.set(proc, { gladly: gladlyProxy, klaviyo: klaviyoProxy });
     started.push(proc);
     return proc;
   };
@@ -279,14 +294,27 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       workers.push(await startWorker());
     },
     async freezeWorker(ms, freezeOptions = {}) {
-      const victim = workers[pickIndex(freezeOptions.index)];
+      let victim = workers[pickIndex(freezeOptions.index)];
+      const deadline = Date.now() + 5_000;
+      if (freezeOptions.midDelivery) {
+        const candidates = () =>
+          freezeOptions.index === undefined ? workers : workers.filter((w) => w === victim);
+        for (;;) {
+          const busy = candidates().find((w) => (proxies.get(w)?.klaviyo.inFlight() ?? 0) > 0);
+          if (busy || Date.now() >= deadline) {
+            victim = busy ?? victim;
+            break;
+          }
+          await sleep(2);
+        }
+      }
       if (!victim) return;
-      const proxy = proxies.get(victim);
+      const proxy = proxies.get(victim)?.gladly;
       if (freezeOptions.midLookup && proxy) {
-        const deadline = Date.now() + 5_000;
         while (proxy.inFlight() === 0 && Date.now() < deadline) await sleep(5);
       }
       victim.child.kill('SIGSTOP');
+      freezeOptions.onFrozen?.();
       await sleep(ms);
       victim.child.kill('SIGCONT');
     },
@@ -354,7 +382,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     },
     async close() {
       for (const p of started) await p.kill();
-      for (const proxy of proxies.values()) await proxy.close();
+      for (const proxy of proxies.values()) await Promise.all([proxy.gladly.close(), proxy.klaviyo.close()]);
       await Promise.all([gladly.close(), klaviyo.close()]);
       await (cluster ? cluster.stop() : redis.stop());
       rmSync(spoolDir, { recursive: true, force: true });

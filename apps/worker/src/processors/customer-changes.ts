@@ -1,8 +1,8 @@
 import { CustomerChangeJobData } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { type Job, UnrecoverableError } from 'bullmq';
-import type { CustomerCache } from './customer-cache.js';
-import type { WorkerMetrics } from './metrics.js';
+import type { WorkerMetrics } from '../metrics.js';
+import type { CustomerCache } from '../state/customer-cache.js';
 
 export type CustomerChangeResult = { outcome: 'invalidated'; customerIds: string[]; entriesDropped: number };
 

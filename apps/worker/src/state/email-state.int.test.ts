@@ -49,6 +49,19 @@ const freshEmail = () => {
 const mark = (occurredAt: string, eventId: string) => ({ occurredAt, eventId });
 
 describe('EmailState', () => {
+  it('a request without an answer marks the email and holds the lease a little longer', async () => {
+    const email = freshEmail();
+    expect((await state.acquire(email, 'attempt-1')).acquired).toBe(true);
+    await state.markAppliedAndHold(email, 'attempt-1', mark('2026-11-20T10:01:00.000Z', 'evt-new'), 1_000);
+    // The mark counts at once (an older transition goes as backfill) ...
+    expect(await state.newestApplied(email)).toEqual(mark('2026-11-20T10:01:00.000Z', 'evt-new'));
+    // ... and the lease is still held past its own 300 ms, then lapses.
+    await sleep(500);
+    expect(await state.acquire(email, 'attempt-2')).toEqual({ acquired: false });
+    await sleep(700);
+    expect((await state.acquire(email, 'attempt-2')).acquired).toBe(true);
+  });
+
   it('gives the lease to one holder at a time, and again to the holder that has it', async () => {
     const email = freshEmail();
     expect(await state.acquire(email, 'job-a')).toEqual({ acquired: true, newest: null });

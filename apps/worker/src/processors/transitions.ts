@@ -1,18 +1,27 @@
-import { hashEmail, normalizeEmails, redactEmails } from '@gk/domain';
-import { type CustomerEmailsResult, type GladlyClient, GladlyError } from '@gk/gladly';
+import { hashEmail, normalizeEmails } from '@gk/domain';
+import type { CustomerEmailsResult, GladlyClient } from '@gk/gladly';
 import { bulkJob, type DeliveryJobData, deliveryJob, TransitionJobData } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
-import { type Job, type Queue, RateLimitError, UnrecoverableError } from 'bullmq';
-import type { CredentialsStatus } from './credentials.js';
-import type { CustomerCache } from './customer-cache.js';
-import { statusClass, type WorkerMetrics } from './metrics.js';
+import { type Job, type Queue, UnrecoverableError } from 'bullmq';
+import { statusClass, type WorkerMetrics } from '../metrics.js';
+import type { CredentialsStatus } from '../state/credentials.js';
+import type { CustomerCache } from '../state/customer-cache.js';
+import { createUpstreamGuard, type UpstreamPolicy } from './upstream-guard.js';
 
 export type TransitionResult =
   | { outcome: 'fanned_out'; customerId: string; deliveries: number; invalidEmails: number }
   | { outcome: 'customer_not_found'; customerId: string }
   | { outcome: 'no_email'; customerId: string; invalidEmails: number };
 
+/** What the transitions processor is configured with (not the app's config: no credentials here). */
+export interface TransitionsSettings {
+  /** Key of the email pseudonyms in logs. */
+  emailHashKey: string;
+  upstream: UpstreamPolicy;
+}
+
 export interface TransitionsDeps {
+  settings: TransitionsSettings;
   gladly: GladlyClient;
   /** Lookups kept in Redis for GLADLY_CUSTOMER_CACHE_TTL_SECONDS (off at 0). */
   customerCache: CustomerCache;
@@ -22,9 +31,6 @@ export interface TransitionsDeps {
   credentials: CredentialsStatus;
   /** Pauses the whole transitions queue, across processes, without spending an attempt. */
   pauseQueue: (ms: number) => Promise<void>;
-  emailHashKey: string;
-  /** How long to pause while Gladly rejects our credentials before trying again. */
-  authPauseMs?: number;
 }
 
 /**
@@ -35,7 +41,20 @@ export interface TransitionsDeps {
  * only the deliveries still missing and never a second one.
  */
 export function createTransitionsProcessor(deps: TransitionsDeps) {
-  const authPauseMs = deps.authPauseMs ?? 30_000;
+  const { settings } = deps;
+  const guard = createUpstreamGuard({
+    upstream: 'gladly',
+    credentialName: 'the API credentials',
+    pausedWork: 'lookups',
+    policy: settings.upstream,
+    credentials: deps.credentials,
+    metrics: deps.metrics,
+    // A lookup never fails permanently (an answer the client does not understand is retried), so
+    // the transitions counter has no such outcome.
+    count: (outcome) =>
+      deps.metrics.transitions.inc({ outcome: outcome === 'failed_permanent' ? 'retried' : outcome }),
+    pauseQueue: deps.pauseQueue,
+  });
 
   /** The cache only saves lookups: a failure to store is logged, never fails the transition. */
   async function cacheLookup(customerId: string, lookup: CustomerEmailsResult, ticket: string, log: Logger) {
@@ -68,38 +87,21 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
       lookup = cached.value;
     } else {
       if (deps.customerCache.enabled) deps.metrics.customerCache.misses.inc();
-      const started = performance.now();
-      try {
-        lookup = await deps.gladly.getCustomerEmails(t.customerId);
-        deps.metrics.upstreamDuration.observe(
-          { upstream: 'gladly', status_class: lookup.status === 'found' ? '2xx' : '4xx' },
-          (performance.now() - started) / 1000,
-        );
-      } catch (err: unknown) {
-        const status = err instanceof GladlyError ? err.status : undefined;
-        deps.metrics.upstreamDuration.observe(
-          { upstream: 'gladly', status_class: statusClass(status) },
-          (performance.now() - started) / 1000,
-        );
-        if (err instanceof GladlyError && err.kind === 'rate_limited') {
-          deps.metrics.throttled.inc({ upstream: 'gladly' });
-          deps.metrics.transitions.inc({ outcome: 'throttled' });
-          const ms = err.retryAfterMs ?? 1_000;
-          log.warn({ retryAfterMs: ms }, 'gladly rate limit hit; pausing lookups');
-          await deps.pauseQueue(ms);
-          throw new RateLimitError();
-        }
-        if (err instanceof GladlyError && err.kind === 'auth') {
-          deps.credentials.reject();
-          deps.metrics.transitions.inc({ outcome: 'credentials_rejected' });
-          log.error({ status }, 'gladly rejected the API credentials; pausing lookups and retrying slowly');
-          await deps.pauseQueue(authPauseMs);
-          throw new RateLimitError();
-        }
-        deps.metrics.transitions.inc({ outcome: 'retried' });
-        log.warn({ status, err: redactEmails((err as Error).message) }, 'gladly lookup failed; will retry');
-        throw err;
-      }
+      const outcome = await deps.gladly.getCustomerEmails(t.customerId);
+      deps.metrics.upstreamDuration.observe(
+        {
+          upstream: 'gladly',
+          status_class:
+            outcome.kind === 'answered'
+              ? outcome.customer.status === 'found'
+                ? '2xx'
+                : '4xx'
+              : statusClass(outcome.status),
+        },
+        outcome.durationMs / 1000,
+      );
+      if (outcome.kind !== 'answered') return guard(outcome, log, { name: 'lookup' });
+      lookup = outcome.customer;
       deps.credentials.accept();
       await cacheLookup(t.customerId, lookup, cached.ticket, log);
     }
@@ -114,7 +116,7 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
     if (invalid.length > 0) {
       deps.metrics.invalidEmails.inc(invalid.length);
       log.warn(
-        { invalidEmails: invalid.map((e) => hashEmail(e, deps.emailHashKey)) },
+        { invalidEmails: invalid.map((e) => hashEmail(e, settings.emailHashKey)) },
         'skipped invalid email addresses',
       );
     }

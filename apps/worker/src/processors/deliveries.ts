@@ -1,0 +1,204 @@
+import { performance } from 'node:perf_hooks';
+import { hashEmail, isStale } from '@gk/domain';
+import type { KlaviyoClient } from '@gk/klaviyo';
+import { DeliveryJobData, transitionJobId } from '@gk/queue';
+import type { Logger } from '@gk/runtime';
+import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
+import { statusClass, type WorkerMetrics } from '../metrics.js';
+import type { CredentialsStatus } from '../state/credentials.js';
+import type { EmailState } from '../state/email-state.js';
+import type { KlaviyoProfileCheck } from '../state/profile-check.js';
+import { createUpstreamGuard, type UpstreamPolicy } from './upstream-guard.js';
+
+export type DeliveryResult =
+  | { outcome: 'delivered' | 'delivered_backfill'; status: number }
+  /** KLAVIYO_CREATE_PROFILES=false and Klaviyo has no profile with this email. */
+  | { outcome: 'skipped_no_profile' };
+
+/** What the deliveries processor is configured with (not the app's config: no API key here). */
+export interface DeliveriesSettings {
+  metricStarted: string;
+  metricClosed: string;
+  profileProperty: string;
+  includeConversationId: boolean;
+  /** Key of the email pseudonyms in logs. */
+  emailHashKey: string;
+  upstream: UpstreamPolicy;
+  /**
+   * A request must end this long before the per-email lease does (Redis' clock and ours, the
+   * time the lease script took): when less than this plus a request's worth is left, the attempt
+   * sends nothing and tries again.
+   */
+  leaseSafetyMs?: number;
+}
+
+export interface DeliveriesDeps {
+  settings: DeliveriesSettings;
+  klaviyo: KlaviyoClient;
+  emailState: EmailState;
+  logger: Logger;
+  metrics: WorkerMetrics;
+  credentials: CredentialsStatus;
+  /** Pauses the whole deliveries queue, across processes, without spending an attempt. */
+  pauseQueue: (ms: number) => Promise<void>;
+  /** How long a delivery waits before trying again for an email whose lease is taken. */
+  leaseWaitMs?: () => number;
+  /** Set when KLAVIYO_CREATE_PROFILES=false: only emails with a Klaviyo profile are sent. */
+  profileCheck?: KlaviyoProfileCheck;
+}
+
+const DEFAULT_LEASE_SAFETY_MS = 1_000;
+/** How long the lease is kept after a request got no answer (Klaviyo may still apply it). */
+const UNANSWERED_HOLD_MS = 2_000;
+/** Less time than this left on the lease is not worth a request (it would time out anyway). */
+const MIN_REQUEST_MS = 250;
+
+/**
+ * Sends one Klaviyo event for one email. Per email, one delivery at a time (a fenced Redis lease;
+ * the other waits in the delayed set, spending no attempt), and a transition older than the newest
+ * one applied is sent as backfill without profile properties, so it never flips the profile.
+ *
+ * The lease is taken, and the newest mark read, in one Redis step immediately before the request,
+ * and the request's deadline ends before the lease does: an attempt frozen past its lease (its
+ * email may meanwhile have been delivered a newer transition) finds the deadline passed and sends
+ * nothing. What remains is stated in docs/reliability.md.
+ */
+export function createDeliveriesProcessor(deps: DeliveriesDeps) {
+  const { settings } = deps;
+  const leaseWaitMs = deps.leaseWaitMs ?? (() => 100 + Math.floor(Math.random() * 200));
+  const leaseSafetyMs = settings.leaseSafetyMs ?? DEFAULT_LEASE_SAFETY_MS;
+  const guard = createUpstreamGuard({
+    upstream: 'klaviyo',
+    credentialName: 'the API key',
+    pausedWork: 'deliveries',
+    policy: settings.upstream,
+    credentials: deps.credentials,
+    metrics: deps.metrics,
+    count: (outcome) => deps.metrics.deliveries.inc({ outcome }),
+    pauseQueue: deps.pauseQueue,
+  });
+
+  /** Back to the delayed set without spending an attempt. */
+  async function tryAgainSoon(job: Job, token: string | undefined): Promise<never> {
+    await job.moveToDelayed(Date.now() + leaseWaitMs(), token);
+    throw new DelayedError();
+  }
+
+  return async function processDelivery(job: Job<DeliveryJobData>, token?: string): Promise<DeliveryResult> {
+    const parsed = DeliveryJobData.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid delivery payload: ${parsed.error.message}`);
+    const d = parsed.data;
+    // The lease holder is this attempt: BullMQ's lock token is new for every attempt, so a re-run
+    // of this job after a stall is another holder than the frozen original.
+    const holder = token ?? `${job.id}:${job.attemptsMade}:${job.processedOn ?? 0}`;
+    // Correlation ids: Gladly's event id and the transition job it came from tie this line to
+    // the ingest's webhook line and the fan-out line; the email only ever as a keyed hash.
+    const log = deps.logger.child({
+      eventId: d.eventId,
+      transitionJobId: transitionJobId(d.eventId),
+      jobId: job.id,
+      emailHash: hashEmail(d.email, settings.emailHashKey),
+      attempt: job.attemptsMade + 1,
+    });
+
+    if (deps.profileCheck) {
+      // Before the lease: an email Klaviyo does not know is skipped without holding it up.
+      const check = await deps.profileCheck.check(d.email);
+      if (check.kind === 'failed') {
+        const { outcome } = check;
+        await guard(
+          outcome,
+          log,
+          { name: 'profile lookup' },
+          { status: outcome.status, durationMs: Math.round(outcome.durationMs) },
+        );
+      } else {
+        deps.metrics.profileChecks.inc({ source: check.source, result: check.kind });
+        if (check.kind === 'absent') {
+          deps.metrics.deliveries.inc({ outcome: 'skipped_no_profile' });
+          log.info(
+            { outcome: 'skipped_no_profile', source: check.source },
+            'no Klaviyo profile has this email; not sent (KLAVIYO_CREATE_PROFILES=false)',
+          );
+          return { outcome: 'skipped_no_profile' };
+        }
+      }
+    }
+
+    // One Redis call takes the lease and reads the newest mark applied to this email. The lease's
+    // end is counted from before the call was sent, so it is never later than Redis' own.
+    const leaseEndsAt = performance.now() + deps.emailState.leaseMs;
+    const lease = await deps.emailState.acquire(d.email, holder);
+    if (!lease.acquired) {
+      deps.metrics.deliveries.inc({ outcome: 'waited_for_lease' });
+      log.debug('another delivery for this email is running; waiting');
+      return tryAgainSoon(job, token);
+    }
+    let released = false;
+    try {
+      const stale = isStale({ occurredAt: d.occurredAt, eventId: d.eventId }, lease.newest);
+      const value = d.kind === 'started';
+      const deadline = leaseEndsAt - leaseSafetyMs;
+      if (deadline - performance.now() < MIN_REQUEST_MS) {
+        // Frozen (or starved) between taking the lease and sending: the lease may be gone and a
+        // newer transition delivered meanwhile, so send nothing and start over.
+        deps.metrics.deliveries.inc({ outcome: 'lease_lost' });
+        log.warn('the email lease ran out before the request could start; trying again');
+        return await tryAgainSoon(job, token);
+      }
+      const answer = await deps.klaviyo.createEvent(
+        {
+          email: d.email,
+          metricName: value ? settings.metricStarted : settings.metricClosed,
+          propertyName: settings.profileProperty,
+          value,
+          uniqueId: d.eventId,
+          time: d.occurredAt,
+          backfill: stale,
+          ...(settings.includeConversationId ? { conversationId: d.conversationId } : {}),
+        },
+        { deadline },
+      );
+      deps.metrics.upstreamDuration.observe(
+        { upstream: 'klaviyo', status_class: statusClass(answer.status) },
+        answer.durationMs / 1000,
+      );
+      const fields = { status: answer.status, durationMs: Math.round(answer.durationMs), backfill: stale };
+
+      if (answer.kind !== 'delivered') {
+        if (answer.kind === 'retryable' && answer.status === undefined && !answer.notSent && !stale) {
+          // No answer (timeout, reset): Klaviyo may have recorded the event, or may still. Mark it
+          // as applied, so an older transition goes as backfill, and keep the lease a little
+          // longer, so a newer one does not overtake a request still under way.
+          await deps.emailState.markAppliedAndHold(
+            d.email,
+            holder,
+            { occurredAt: d.occurredAt, eventId: d.eventId },
+            UNANSWERED_HOLD_MS,
+          );
+          released = true;
+        }
+        // Awaited here, inside the try: the lease is released only after the failure is handled,
+        // and the rejection is never left without a handler while the finally block runs.
+        return await guard(answer, log, { name: 'delivery', subject: 'event' }, fields);
+      }
+      deps.credentials.accept();
+      if (!stale) {
+        // One Redis call stores the mark and lets go of the lease; its failure fails the job
+        // (a retry is harmless: Klaviyo dedupes by unique_id).
+        await deps.emailState.markAppliedAndRelease(d.email, holder, {
+          occurredAt: d.occurredAt,
+          eventId: d.eventId,
+        });
+        released = true;
+      }
+      const outcome = stale ? 'delivered_backfill' : 'delivered';
+      deps.metrics.deliveries.inc({ outcome });
+      deps.metrics.lag.observe(Math.max(0, Date.now() - Date.parse(d.occurredAt)) / 1000);
+      log.info({ ...fields, outcome }, 'delivered to klaviyo');
+      return { outcome, status: answer.status };
+    } finally {
+      if (!released) await deps.emailState.release(d.email, holder).catch(() => {});
+    }
+  };
+}
