@@ -1,6 +1,6 @@
 import type { CustomerChange, Transition } from '@gk/domain';
 import { type BridgeQueues, customerChangeJobId, QueueName, queueByName, transitionJobId } from '@gk/queue';
-import { type Logger, type ReadinessCheck, withTimeout } from '@gk/runtime';
+import { describeRedisError, type Logger, type ReadinessCheck, withTimeout } from '@gk/runtime';
 import type { Registry } from 'prom-client';
 import { addJobOnce, type EnqueueResult } from './enqueue-transition.js';
 import { type Spool, type SpooledJob, SpoolFullError } from './spool.js';
@@ -200,7 +200,8 @@ export class JobStore {
         this.#spool ? 'redis did not store a webhook; spooling' : 'redis did not store a webhook',
       );
     }
-    this.#redisProblem = message;
+    // /readyz shows this: a fixed description, never the raw text (it can name Redis' address).
+    this.#redisProblem = `redis unreachable (${describeRedisError(message)})`;
   }
 
   #pause(ms: number): Promise<void> {
@@ -274,7 +275,7 @@ export class JobStore {
         );
       }
       failing = true;
-      this.#redisProblem = message;
+      this.#redisProblem = `redis unreachable (${describeRedisError(error)})`;
       await this.#pause(wait);
       wait = Math.min(wait * 2, this.#retry.max);
     }
