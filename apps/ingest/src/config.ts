@@ -28,6 +28,8 @@ export interface IngestConfig {
   admin: AdminConfig | null;
   /** null: no spool (INGEST_SPOOL_ENABLED=false); a webhook Redis does not store is answered 503. */
   spool: SpoolConfig | null;
+  /** null: `/healthz`, `/readyz` and `/metrics` are on PORT; else only on this internal port. */
+  opsPort: number | null;
 }
 
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -81,8 +83,13 @@ const IngestEnv = z
     /** Default: `.data/spool/ingest-<PORT>.spool` under the working directory (one file per listener). */
     INGEST_SPOOL_PATH: envString(),
     INGEST_SPOOL_MAX: envInt(100_000, 1, 10_000_000),
+    /** Probes and metrics on their own port, which need not be exposed where Gladly reaches PORT. */
+    OPS_PORT: envInt(0, 0, 65535),
   })
   .superRefine((env, ctx) => {
+    if (env.OPS_PORT !== 0 && env.OPS_PORT === env.PORT) {
+      ctx.addIssue({ code: 'custom', path: ['OPS_PORT'], message: 'must differ from PORT' });
+    }
     if (env.WEBHOOK_AUTH_DISABLED && env.NODE_ENV === 'production') {
       ctx.addIssue({
         code: 'custom',
@@ -134,6 +141,7 @@ const IngestEnv = z
             maxEntries: env.INGEST_SPOOL_MAX,
           }
         : null,
+      opsPort: env.OPS_PORT === 0 ? null : env.OPS_PORT,
     }),
   );
 

@@ -79,8 +79,17 @@ async function main(): Promise<void> {
   const store = new JobStore({ queues, spool, logger });
   connection.on('ready', () => store.nudgeRelay());
 
-  const { app, readiness } = createApp({ config, queues, connection, logger, store });
+  const { app, ops, readiness } = createApp({
+    config,
+    queues,
+    connection,
+    logger,
+    store,
+    separateOps: config.opsPort !== null,
+  });
   const server = createServer(app);
+  // OPS_PORT: probes and metrics on their own listener, kept off the port Gladly reaches.
+  const opsServer = config.opsPort === null ? null : createServer(ops);
   // Gladly's bodies are tiny and it waits at most 15 s: a slower request is not Gladly.
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
@@ -96,6 +105,7 @@ async function main(): Promise<void> {
       sweep.unref();
       await closeServer(server);
       clearInterval(sweep);
+      if (opsServer) await closeServer(opsServer);
       await store.close();
       await closeQueues(queues);
       await connection.quit().catch(() => connection.disconnect());
@@ -103,7 +113,11 @@ async function main(): Promise<void> {
   });
 
   await listen(server, config.port, config.host);
-  logger.info({ port: config.port, host: config.host, cluster }, 'ingest listening');
+  if (opsServer && config.opsPort !== null) await listen(opsServer, config.opsPort, config.host);
+  logger.info(
+    { port: config.port, opsPort: config.opsPort ?? undefined, host: config.host, cluster },
+    'ingest listening',
+  );
   store.startRelay();
 }
 
