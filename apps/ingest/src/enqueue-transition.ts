@@ -41,7 +41,7 @@ export async function addJobOnce<T>(
   data: T,
   jobId: string,
 ): Promise<EnqueueResult> {
-  const client = await queue.client;
+  const client = await queue.getBackend().client;
   // What queue.add does, minus the Job bookkeeping we do not need: the queue's defaults, our id.
   const job = new Job<T>(queue, name, data, { ...queue.defaultJobOptions, jobId }, jobId);
   const existed = (client as unknown as WithExists).exists(queue.toKey(jobId));

@@ -22,8 +22,11 @@ const PRE_BODY_REJECTIONS: readonly WebhookOutcome[] = [
   'rejected_invalid',
 ];
 
-/** Queue states reported on each scrape. */
-const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'paused', 'completed'] as const;
+/**
+ * Queue states reported on each scrape. BullMQ 6 has no `paused` job state: a paused queue's jobs
+ * stay `waiting`, and whether the queue is paused is `gk_queue_paused`.
+ */
+const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
 
 export interface IngestMetrics {
   webhooksReceived: Counter<'type' | 'outcome'>;
@@ -69,6 +72,25 @@ export function createIngestMetrics(
             for (const state of QUEUE_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
           } catch {
             // Redis unreachable: leave the series out rather than report a made-up zero.
+          }
+        }),
+      );
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}queue_paused`,
+    help: '1 while the queue is paused (by an operator, e.g. from the dashboard; a 429 or a rejected key rate-limits the queue instead), read from Redis on each scrape',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      await Promise.all(
+        Object.values(queues).map(async (queue) => {
+          try {
+            const paused = await withTimeout(queue.isPaused(), scrapeTimeoutMs, 'queue state timed out');
+            this.set({ queue: queue.name }, paused ? 1 : 0);
+          } catch {
+            // Redis unreachable: no sample, as above.
           }
         }),
       );

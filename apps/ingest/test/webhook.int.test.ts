@@ -322,8 +322,15 @@ describe('health and metrics', () => {
     expect(metricValue(text, 'gk_queue_jobs', { queue: 'transitions', state: 'waiting' })).toBe(
       counts.waiting,
     );
-    for (const state of ['waiting', 'active', 'delayed', 'failed', 'paused', 'completed']) {
+    for (const state of ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed']) {
       expect(text).toContain(`gk_queue_jobs{queue="deliveries",state="${state}"`);
+    }
+    expect(metricValue(text, 'gk_queue_paused', { queue: 'deliveries' })).toBe(0);
+    await ingest.queues.deliveries.pause();
+    try {
+      expect(metricValue(await scrape(ingest.url), 'gk_queue_paused', { queue: 'deliveries' })).toBe(1);
+    } finally {
+      await ingest.queues.deliveries.resume();
     }
   });
 });

@@ -53,7 +53,8 @@ export async function startHarness(
 ): Promise<Harness> {
   const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
   const klaviyo = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
-  const prefix = uniquePrefix('worker');
+  // A test may point the worker at jobs it left in Redis beforehand (e.g. with BullMQ 5).
+  const prefix = env.QUEUE_PREFIX ?? uniquePrefix('worker');
   const target: RedisTarget = typeof redis === 'string' ? { url: redis } : redis;
   const config = loadWorkerConfig({
     REDIS_URL: target.url,

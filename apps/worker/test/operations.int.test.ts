@@ -349,7 +349,7 @@ describe('operations: metrics, logs, readiness and failed-job tooling on the bui
       value(ingestMetrics, 'gk_ingest_request_duration_seconds_count', { route: '/webhooks/gladly' }),
     ).toBe(sentWebhooks.length);
     for (const queue of ['transitions', 'deliveries']) {
-      for (const state of ['waiting', 'active', 'delayed', 'failed', 'paused']) {
+      for (const state of ['waiting', 'active', 'delayed', 'prioritized', 'failed']) {
         expect(
           ingestMetrics.some(
             (s) => s.name === 'gk_queue_jobs' && s.labels.queue === queue && s.labels.state === state,

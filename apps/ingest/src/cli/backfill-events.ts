@@ -82,7 +82,7 @@ export async function backfillEvents(
   const store = async (transition: TransitionJobData) => {
     if (deps.dryRun) {
       const jobId = transitionJobId(transition.eventId);
-      const client = (await deps.transitions.client) as unknown as WithExists;
+      const client = (await deps.transitions.getBackend().client) as unknown as WithExists;
       const present = seenInDryRun.has(jobId) || (await client.exists(deps.transitions.toKey(jobId))) === 1;
       seenInDryRun.add(jobId);
       if (present) summary.alreadyPresent += 1;

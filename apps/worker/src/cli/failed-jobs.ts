@@ -3,17 +3,13 @@ import { type BridgeQueues, type QueueName, queueByName } from '@gk/queue';
 import type { Job, Queue } from 'bullmq';
 import type { QueueSelection } from './args.js';
 
-/** The states an operator asks about; `prioritized` is unused by the bridge but shown if non-zero. */
-export const JOB_STATES = [
-  'waiting',
-  'active',
-  'delayed',
-  'prioritized',
-  'paused',
-  'failed',
-  'completed',
-] as const;
-export type JobCounts = Record<(typeof JOB_STATES)[number], number>;
+/**
+ * The states an operator asks about; `prioritized` is unused by the bridge but shown if non-zero.
+ * BullMQ 6 has no `paused` job state (a paused queue's jobs stay `waiting`): whether the queue is
+ * paused is its own field.
+ */
+export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+export type JobCounts = Record<(typeof JOB_STATES)[number], number> & { paused: boolean };
 
 /** A failed job as the CLI shows it: no email in clear, ever. */
 export interface FailedJobView {
@@ -55,8 +51,12 @@ function queueOf(queues: BridgeQueues, name: QueueName) {
 export async function countJobs(queues: BridgeQueues, selection: QueueSelection) {
   const result: Partial<Record<QueueName, JobCounts>> = {};
   for (const name of selection) {
-    const counts = await queueOf(queues, name).getJobCounts(...JOB_STATES);
-    result[name] = Object.fromEntries(JOB_STATES.map((s) => [s, counts[s] ?? 0])) as JobCounts;
+    const queue = queueOf(queues, name);
+    const [counts, paused] = await Promise.all([queue.getJobCounts(...JOB_STATES), queue.isPaused()]);
+    result[name] = {
+      ...(Object.fromEntries(JOB_STATES.map((s) => [s, counts[s] ?? 0])) as Omit<JobCounts, 'paused'>),
+      paused,
+    };
   }
   return result;
 }

@@ -53,12 +53,30 @@ describe('text output', () => {
 
   it('shows counts per queue and state', () => {
     const text = formatCounts({
-      transitions: { waiting: 1, active: 0, delayed: 2, prioritized: 0, paused: 0, failed: 0, completed: 9 },
+      transitions: {
+        waiting: 1,
+        active: 0,
+        delayed: 2,
+        prioritized: 0,
+        failed: 0,
+        completed: 9,
+        paused: false,
+      },
+      deliveries: {
+        waiting: 4,
+        active: 0,
+        delayed: 0,
+        prioritized: 0,
+        failed: 1,
+        completed: 3,
+        paused: true,
+      },
     });
     expect(text.split('\n')[0]).toMatch(
-      /^queue\s+waiting\s+active\s+delayed\s+prioritized\s+paused\s+failed\s+completed$/,
+      /^queue\s+waiting\s+active\s+delayed\s+prioritized\s+failed\s+completed\s+paused$/,
     );
-    expect(text.split('\n')[1]).toMatch(/^transitions\s+1\s+0\s+2\s+0\s+0\s+0\s+9$/);
+    expect(text.split('\n')[1]).toMatch(/^transitions\s+1\s+0\s+2\s+0\s+0\s+9\s+no$/);
+    expect(text.split('\n')[2]).toMatch(/^deliveries\s+4\s+0\s+0\s+0\s+1\s+3\s+yes$/);
   });
 
   it('lists failed jobs and says when more exist than shown', () => {

@@ -20,10 +20,11 @@ export function table(rows: readonly (readonly string[])[]): string {
 }
 
 export function formatCounts(counts: Partial<Record<QueueName, JobCounts>>): string {
-  const header = ['queue', ...JOB_STATES];
+  const header = ['queue', ...JOB_STATES, 'paused'];
   const rows = Object.entries(counts).map(([queue, c]) => [
     queue,
     ...JOB_STATES.map((s) => String(c?.[s] ?? 0)),
+    c?.paused ? 'yes' : 'no',
   ]);
   return table([header, ...rows]);
 }

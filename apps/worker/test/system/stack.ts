@@ -103,14 +103,8 @@ export interface StackMonitor {
   close(): Promise<void>;
 }
 
-export const PENDING_STATES = [
-  'waiting',
-  'active',
-  'delayed',
-  'prioritized',
-  'waiting-children',
-  'paused',
-] as const;
+/** Jobs not yet finished (BullMQ 6: a paused queue's jobs are `waiting`). */
+export const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'] as const;
 
 export interface Stack {
   redis: RedisServer;
