@@ -48,7 +48,12 @@ const connection = () => ({ host: '127.0.0.1', port: redis.port });
 
 function transition(id: string, customerId: string, at: string): TransitionJobData {
   return toTransition(
-    { id, type: 'CONVERSATION/CREATED', timestamp: at, content: { customerId, conversationId: `conv-${id}` } },
+    {
+      id,
+      type: 'CONVERSATION/CREATED',
+      timestamp: at,
+      content: { customerId, conversationId: `conv-${id}` },
+    },
     new Date(),
   );
 }
