@@ -47,13 +47,17 @@ export function metricReferences(text) {
 export async function exportedMetrics() {
   const runtime = await import(pathToFileURL(join(ROOT, 'packages/runtime/dist/index.js')).href);
   const ingest = await import(pathToFileURL(join(ROOT, 'apps/ingest/dist/metrics.js')).href);
-  const spool = await import(pathToFileURL(join(ROOT, 'apps/ingest/dist/spool-metrics.js')).href);
+  const spool = await import(pathToFileURL(join(ROOT, 'apps/ingest/dist/store/metrics.js')).href);
   const worker = await import(pathToFileURL(join(ROOT, 'apps/worker/dist/metrics.js')).href);
+  const selfHealing = await import(
+    pathToFileURL(join(ROOT, 'apps/worker/dist/self-healing/metrics.js')).href
+  );
   const ingestRegistry = runtime.createMetricsRegistry('ingest');
   ingest.createIngestMetrics(ingestRegistry, {});
   spool.createSpoolMetrics(ingestRegistry, null);
   const workerRegistry = runtime.createMetricsRegistry('worker');
   worker.createWorkerMetrics(workerRegistry);
+  selfHealing.createSelfHealingMetrics(workerRegistry);
 
   const series = new Map();
   for (const registry of [ingestRegistry, workerRegistry]) {

@@ -66,16 +66,27 @@ export function stackUrls(env) {
   };
 }
 
+/** The first entry of a secret list as the ingest reads it: a JSON array, or one value verbatim. */
+function firstOfList(raw) {
+  if (!raw.trimStart().startsWith('[')) return raw;
+  try {
+    const list = JSON.parse(raw);
+    return Array.isArray(list) && typeof list[0] === 'string' ? list[0] : raw;
+  } catch {
+    return raw;
+  }
+}
+
 /** The first configured webhook credential, as Gladly would send it; the dev pair when none is. */
 export function webhookCredential(env) {
   if (configured(env, 'WEBHOOK_BASIC_AUTH')) {
-    const pair = env.WEBHOOK_BASIC_AUTH.split(',')[0].trim();
+    const pair = firstOfList(env.WEBHOOK_BASIC_AUTH);
     const user = pair.slice(0, pair.indexOf(':'));
     return { kind: 'basic', user, headers: { authorization: basic(pair) }, source: 'WEBHOOK_BASIC_AUTH' };
   }
   if (configured(env, 'WEBHOOK_TOKENS')) {
     const header = value(env, 'WEBHOOK_TOKEN_HEADER', 'X-Gladly-Token');
-    const token = env.WEBHOOK_TOKENS.split(',')[0].trim();
+    const token = firstOfList(env.WEBHOOK_TOKENS);
     return { kind: 'token', header, headers: { [header.toLowerCase()]: token }, source: 'WEBHOOK_TOKENS' };
   }
   const pair = `${DEV.webhookUser}:${DEV.webhookPassword}`;

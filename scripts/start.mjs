@@ -115,6 +115,8 @@ async function main() {
       GLADLY_API_TOKEN: sandbox.token,
       KLAVIYO_API_URL: sandbox.url,
       KLAVIYO_API_KEY: sandbox.key,
+      // The sandbox route: its published dev credentials are accepted even with NODE_ENV=production.
+      BRIDGE_SANDBOX: 'true',
     });
     say('no KLAVIYO_API_KEY and no GLADLY_API_URL configured: running against the sandbox');
     startChild('sandbox', process.execPath, ['apps/sandbox/dist/main.js'], childEnv);
@@ -309,7 +311,7 @@ function printBanner({ env, urls, sandbox, redis, webhook, admin, notReady, host
   const lines = [
     '',
     line,
-    `  ${green(bold('Gladly → Klaviyo bridge is running'))}  ${dim('·')}  ${sandbox ? 'sandbox mode (no real Gladly or Klaviyo configured)' : 'connected to real Gladly and Klaviyo'}`,
+    `  ${green(bold('Gladly → Klaviyo bridge is running'))}  ${dim('·')}  ${sandbox ? 'sandbox (BRIDGE_SANDBOX=true: no real Gladly or Klaviyo configured, dev credentials accepted)' : 'connected to real Gladly and Klaviyo'}`,
     '',
     row('Webhook', `POST ${urls.webhook}`),
     row('', webhookAuth),

@@ -7,15 +7,15 @@ import type { Registry } from 'prom-client';
 import { createWebhookAuthenticator } from './auth.js';
 import type { IngestConfig } from './config.js';
 import { createDashboard, DASHBOARD_PATH } from './dashboard.js';
-import { JobStore } from './job-store.js';
 import { createIngestMetrics } from './metrics.js';
 import { problemFromError, problems, sendProblem } from './problem.js';
+import { JobStore } from './store/job-store.js';
 import { createWebhookHandler, type WebhookLogFields } from './webhook.js';
 
 export const WEBHOOK_PATH = '/webhooks/gladly';
 
 export interface AppDeps {
-  config: Pick<IngestConfig, 'webhookAuth' | 'admin'>;
+  config: Pick<IngestConfig, 'webhookAuth' | 'admin'> & { sandbox?: boolean };
   queues: BridgeQueues;
   /** The producer connection the queues use; `/readyz` pings it. */
   connection: RedisConnection;
@@ -154,7 +154,11 @@ export function createApp(deps: AppDeps): IngestApp {
     const report = await readiness.evaluate();
     // Spool depth always (when on); warnings while it is in use (ready: it still stores webhooks).
     const { spool, warnings } = store.report();
-    const extra = { ...(spool ? { spool } : {}), ...(warnings.length > 0 ? { warnings } : {}) };
+    const extra = {
+      ...(deps.config.sandbox ? { mode: 'sandbox' } : {}),
+      ...(spool ? { spool } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
+    };
     res
       .status(report.ready ? 200 : 503)
       .set('Cache-Control', 'no-store')
@@ -176,8 +180,6 @@ export function createApp(deps: AppDeps): IngestApp {
     WEBHOOK_PATH,
     createWebhookHandler({
       authenticate: createWebhookAuthenticator(deps.config.webhookAuth),
-      transitions: deps.queues.transitions,
-      customerChanges: deps.queues.customerChanges,
       metrics,
       now: deps.now ?? (() => new Date()),
       store,

@@ -1,7 +1,14 @@
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { ConfigError } from '@gk/runtime';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWebhookAuthenticator } from './auth.js';
 import { loadConfig } from './config.js';
+
+const basic = (user: string, password: string) => ({
+  authorization: `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`,
+});
 
 function configError(env: NodeJS.ProcessEnv): string {
   try {
@@ -25,8 +32,10 @@ describe('loadConfig', () => {
       queuePrefix: 'gk',
       webhookAuth: { disabled: false, basic: [], tokenHeader: 'X-Gladly-Token', tokens: ['tok-1'] },
       admin: null,
-      spool: { path: resolve('.data/spool/ingest-3000.spool'), maxEntries: 100_000 },
+      spool: { path: resolve('.data/spool/ingest-3000.spool'), maxEntries: 100_000, stallSeconds: 300 },
       opsPort: null,
+      sandbox: false,
+      warnings: [],
     });
   });
 
@@ -42,8 +51,16 @@ describe('loadConfig', () => {
     const base = { WEBHOOK_TOKENS: 'tok-1' };
     expect(loadConfig({ ...base, PORT: '8080' }).spool?.path).toBe(resolve('.data/spool/ingest-8080.spool'));
     expect(
-      loadConfig({ ...base, INGEST_SPOOL_PATH: '/var/lib/gk/spool.log', INGEST_SPOOL_MAX: '500' }).spool,
-    ).toEqual({ path: '/var/lib/gk/spool.log', maxEntries: 500 });
+      loadConfig({
+        ...base,
+        INGEST_SPOOL_PATH: '/var/lib/gk/spool.log',
+        INGEST_SPOOL_MAX: '500',
+        INGEST_SPOOL_STALL_SECONDS: '60',
+      }).spool,
+    ).toEqual({ path: '/var/lib/gk/spool.log', maxEntries: 500, stallSeconds: 60 });
+    expect(configError({ ...base, INGEST_SPOOL_STALL_SECONDS: '1' })).toMatch(
+      /INGEST_SPOOL_STALL_SECONDS: must be at least 5/,
+    );
     expect(loadConfig({ ...base, INGEST_SPOOL_ENABLED: 'false' }).spool).toBeNull();
     expect(configError({ ...base, INGEST_SPOOL_MAX: '0' })).toMatch(/INGEST_SPOOL_MAX: must be at least 1/);
     expect(configError({ ...base, INGEST_SPOOL_ENABLED: 'maybe' })).toMatch(/INGEST_SPOOL_ENABLED/);
@@ -57,9 +74,9 @@ describe('loadConfig', () => {
       PORT: '8080',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'debug',
-      WEBHOOK_BASIC_AUTH: 'gladly:old-pass, gladly:new:pass:with:colons',
+      WEBHOOK_BASIC_AUTH: '["gladly:old-pass", "gladly:new:pass:with:colons"]',
       WEBHOOK_TOKEN_HEADER: 'X-Webhook-Secret',
-      WEBHOOK_TOKENS: 'a,b',
+      WEBHOOK_TOKENS: '["a", "b"]',
       ADMIN_USERNAME: 'ops',
       ADMIN_PASSWORD: 'dash-pass',
       ADMIN_READ_ONLY: 'true',
@@ -85,7 +102,8 @@ describe('loadConfig', () => {
     const message = configError({});
     expect(message).toContain('WEBHOOK_BASIC_AUTH');
     expect(message).toContain('WEBHOOK_TOKENS');
-    expect(configError({ WEBHOOK_BASIC_AUTH: ' ', WEBHOOK_TOKENS: ',' })).toContain('no webhook credentials');
+    expect(configError({ WEBHOOK_BASIC_AUTH: '', WEBHOOK_TOKENS: '' })).toContain('no webhook credentials');
+    expect(configError({ WEBHOOK_TOKENS: '[]' })).toContain('no webhook credentials');
   });
 
   it('allows no credentials when auth is disabled, but never in production', () => {
@@ -96,7 +114,9 @@ describe('loadConfig', () => {
   });
 
   it('names a pair without a colon, and never prints the value', () => {
-    const message = configError({ WEBHOOK_BASIC_AUTH: 'gladly:fine,secretwithoutcolon,:nouser,nopass:' });
+    const message = configError({
+      WEBHOOK_BASIC_AUTH: '["gladly:fine", "secretwithoutcolon", ":nouser", "nopass:"]',
+    });
     expect(message).toContain('WEBHOOK_BASIC_AUTH: entry 2 is not user:password');
     expect(message).toContain('entry 3');
     expect(message).toContain('entry 4');
@@ -132,5 +152,123 @@ describe('loadConfig', () => {
       [name]: value,
     });
     expect(message).toContain(`${name}:`);
+  });
+
+  it('accepts a password with ",", ":" and a leading space exactly and only as written', () => {
+    const password = ' pa,ss:wo rd';
+    const config = loadConfig({ WEBHOOK_BASIC_AUTH: `gladly:${password}` });
+    expect(config.webhookAuth.basic).toEqual([{ username: 'gladly', password }]);
+    const authenticate = createWebhookAuthenticator(config.webhookAuth);
+    expect(authenticate(basic('gladly', password))).toBe(true);
+    for (const wrong of ['pa,ss:wo rd', ' pa', 'ss:wo rd', ` ${password}`, `${password} `, ' pa,ss:wo']) {
+      expect(authenticate(basic('gladly', wrong))).toBe(false);
+    }
+    expect(authenticate(basic('ss', 'wo rd'))).toBe(false);
+  });
+
+  it('takes several pairs or tokens as a JSON array, each verbatim', () => {
+    const config = loadConfig({
+      WEBHOOK_BASIC_AUTH: '["gladly: old,pass:1", "gladly:new-pass"]',
+      WEBHOOK_TOKENS: '[" tok,en:1 ", "tok2"]',
+    });
+    expect(config.webhookAuth.basic).toEqual([
+      { username: 'gladly', password: ' old,pass:1' },
+      { username: 'gladly', password: 'new-pass' },
+    ]);
+    expect(config.webhookAuth.tokens).toEqual([' tok,en:1 ', 'tok2']);
+    const authenticate = createWebhookAuthenticator(config.webhookAuth);
+    expect(authenticate({ 'x-gladly-token': ' tok,en:1 ' })).toBe(true);
+    expect(authenticate({ 'x-gladly-token': 'tok,en:1' })).toBe(false);
+    expect(authenticate({ 'x-gladly-token': ' tok' })).toBe(false);
+  });
+
+  it('takes one token verbatim, commas and spaces included', () => {
+    const config = loadConfig({ WEBHOOK_TOKENS: ' a,b ' });
+    expect(config.webhookAuth.tokens).toEqual([' a,b ']);
+  });
+
+  it('refuses a list it cannot read without quoting it', () => {
+    const message = configError({ WEBHOOK_TOKENS: '["tok-secret-1", 7]' });
+    expect(message).toContain('WEBHOOK_TOKENS: must be a JSON array of non-empty strings');
+    expect(message).not.toContain('tok-secret-1');
+    expect(configError({ WEBHOOK_TOKENS: '[tok-secret-2' })).not.toContain('tok-secret-2');
+  });
+
+  it('warns (without the value) when one pair looks like the old comma-separated list', () => {
+    expect(loadConfig({ WEBHOOK_BASIC_AUTH: 'gladly:old-pw,gladly:new-pw' }).warnings.join()).toMatch(
+      /JSON array/,
+    );
+    expect(loadConfig({ WEBHOOK_BASIC_AUTH: 'gladly:old-pw,gladly:new-pw' }).warnings.join()).not.toContain(
+      'old-pw',
+    );
+    expect(loadConfig({ WEBHOOK_BASIC_AUTH: 'gladly: pa,ss:word' }).warnings).toEqual([]);
+  });
+});
+
+describe('secrets from files and the dev-credentials rule', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gk-ingest-config-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads every secret from <NAME>_FILE, stripping one trailing newline only', () => {
+    const file = (name: string, content: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, content);
+      return path;
+    };
+    const config = loadConfig({
+      WEBHOOK_BASIC_AUTH_FILE: file('basic', 'gladly: pa,ss:word \n'),
+      WEBHOOK_TOKENS_FILE: file('tokens', '["t1,x", "t2"]\n'),
+      ADMIN_USERNAME: 'ops',
+      ADMIN_PASSWORD_FILE: file('admin', 'admin-password\n\n'),
+      REDIS_URL_FILE: file('redis', 'redis://:redis-secret@redis:6379\n'),
+    });
+    expect(config.webhookAuth.basic).toEqual([{ username: 'gladly', password: ' pa,ss:word ' }]);
+    expect(config.webhookAuth.tokens).toEqual(['t1,x', 't2']);
+    expect(config.admin?.password).toBe('admin-password\n');
+    expect(config.redis.url).toBe('redis://:redis-secret@redis:6379');
+  });
+
+  it('names the variable when its file cannot be read or both forms are set', () => {
+    expect(configError({ WEBHOOK_TOKENS_FILE: join(dir, 'missing') })).toMatch(
+      /WEBHOOK_TOKENS_FILE: cannot read the file it names \(ENOENT\)/,
+    );
+    const path = join(dir, 'both');
+    writeFileSync(path, 'tok');
+    expect(configError({ WEBHOOK_TOKENS: 'tok', WEBHOOK_TOKENS_FILE: path })).toMatch(
+      /WEBHOOK_TOKENS_FILE: set together with WEBHOOK_TOKENS/,
+    );
+  });
+
+  it('with NODE_ENV=production refuses dev defaults and short secrets, naming the variable only', () => {
+    const prod = { NODE_ENV: 'production' };
+    const devPair = configError({ ...prod, WEBHOOK_BASIC_AUTH: 'gladly:dev-webhook-password' });
+    expect(devPair).toMatch(/WEBHOOK_BASIC_AUTH: is a development default/);
+    expect(devPair).not.toContain('dev-webhook-password');
+    expect(configError({ ...prod, WEBHOOK_TOKENS: 'short-token' })).toMatch(
+      /WEBHOOK_TOKENS: is shorter than 16 characters/,
+    );
+    expect(
+      configError({
+        ...prod,
+        WEBHOOK_TOKENS: 'a-token-long-enough-1',
+        ADMIN_USERNAME: 'admin',
+        ADMIN_PASSWORD: 'dev-admin-password',
+      }),
+    ).toMatch(/ADMIN_PASSWORD: is a development default/);
+    // Long enough and not a dev default: fine.
+    expect(loadConfig({ ...prod, WEBHOOK_BASIC_AUTH: 'gladly: pa,ss:word-long-enough' }).nodeEnv).toBe(
+      'production',
+    );
+    // Outside production, or on the sandbox route, dev credentials are accepted.
+    expect(loadConfig({ WEBHOOK_BASIC_AUTH: 'gladly:dev-webhook-password' }).sandbox).toBe(false);
+    const sandbox = loadConfig({
+      ...prod,
+      BRIDGE_SANDBOX: 'true',
+      WEBHOOK_BASIC_AUTH: 'gladly:dev-webhook-password',
+    });
+    expect(sandbox.sandbox).toBe(true);
   });
 });

@@ -1,5 +1,15 @@
 import { join, resolve } from 'node:path';
-import { envBool, envInt, envList, envString, parseEnv, redisEnvShape } from '@gk/runtime';
+import {
+  checkDevCredentials,
+  envBool,
+  envInt,
+  envSecret,
+  envSecretList,
+  envString,
+  parseEnv,
+  REDIS_SECRETS,
+  redisEnvShape,
+} from '@gk/runtime';
 import { z } from 'zod';
 import type { BasicCredential, WebhookAuthConfig } from './auth.js';
 
@@ -14,6 +24,8 @@ export interface AdminConfig {
 export interface SpoolConfig {
   path: string;
   maxEntries: number;
+  /** Not ready when Redis answers but the relay made no progress this long while entries wait. */
+  stallSeconds?: number;
 }
 
 export interface IngestConfig {
@@ -30,16 +42,22 @@ export interface IngestConfig {
   spool: SpoolConfig | null;
   /** null: `/healthz`, `/readyz` and `/metrics` are on PORT; else only on this internal port. */
   opsPort: number | null;
+  /** BRIDGE_SANDBOX=true: the sandbox route (dev credentials allowed); /readyz says so. */
+  sandbox: boolean;
+  /** Things worth a warning at start (never holding a value). */
+  warnings: string[];
 }
 
-const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+/** Variables that hold secrets: each can also be read from `<NAME>_FILE`. */
+export const INGEST_SECRETS = [...REDIS_SECRETS, 'WEBHOOK_BASIC_AUTH', 'WEBHOOK_TOKENS', 'ADMIN_PASSWORD'];
 
-/** A secret is taken verbatim (no trimming: spaces may be part of a password). */
-const envSecret = () => z.preprocess(blankToUndefined, z.string().optional());
-
-/** `user:password,user:password`: several pairs so a password can be rotated without downtime. */
+/**
+ * `user:password` (the user ends at the first `:`; the password is everything after it, verbatim),
+ * or several as a JSON array (`["gladly:old", "gladly:new"]`) so a password can be rotated
+ * without downtime. No comma-separated form: a password may hold commas.
+ */
 const envBasicPairs = () =>
-  envList().transform((entries, ctx) => {
+  envSecretList().transform((entries, ctx) => {
     const pairs: BasicCredential[] = [];
     entries.forEach((entry, i) => {
       const colon = entry.indexOf(':');
@@ -62,14 +80,13 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const IngestEnv = z
   .object({
     ...redisEnvShape,
-    NODE_ENV: envString(),
     PORT: envInt(3000, 1, 65535),
     HOST: envString().transform((v) => v ?? '0.0.0.0'),
     WEBHOOK_BASIC_AUTH: envBasicPairs(),
     WEBHOOK_TOKEN_HEADER: envString()
       .transform((v) => v ?? 'X-Gladly-Token')
       .pipe(z.string().regex(HEADER_NAME, 'must be an HTTP header name')),
-    WEBHOOK_TOKENS: envList(),
+    WEBHOOK_TOKENS: envSecretList(),
     WEBHOOK_AUTH_DISABLED: envBool(false),
     ADMIN_USERNAME: envString().pipe(
       z
@@ -85,6 +102,7 @@ const IngestEnv = z
     INGEST_SPOOL_MAX: envInt(100_000, 1, 10_000_000),
     /** Probes and metrics on their own port, which need not be exposed where Gladly reaches PORT. */
     OPS_PORT: envInt(0, 0, 65535),
+    INGEST_SPOOL_STALL_SECONDS: envInt(300, 5, 86_400),
   })
   .superRefine((env, ctx) => {
     if (env.OPS_PORT !== 0 && env.OPS_PORT === env.PORT) {
@@ -113,6 +131,15 @@ const IngestEnv = z
     if (env.ADMIN_USERNAME !== undefined && env.ADMIN_PASSWORD === undefined) {
       ctx.addIssue({ code: 'custom', path: ['ADMIN_PASSWORD'], message: 'must be set with ADMIN_USERNAME' });
     }
+    checkDevCredentials(
+      env,
+      {
+        WEBHOOK_BASIC_AUTH: env.WEBHOOK_BASIC_AUTH.map((p) => p.password),
+        WEBHOOK_TOKENS: env.WEBHOOK_TOKENS,
+        ADMIN_PASSWORD: env.ADMIN_PASSWORD,
+      },
+      ctx,
+    );
     if (env.ADMIN_PASSWORD !== undefined && env.ADMIN_USERNAME === undefined) {
       ctx.addIssue({ code: 'custom', path: ['ADMIN_USERNAME'], message: 'must be set with ADMIN_PASSWORD' });
     }
@@ -139,13 +166,29 @@ const IngestEnv = z
         ? {
             path: resolve(env.INGEST_SPOOL_PATH ?? join('.data', 'spool', `ingest-${env.PORT}.spool`)),
             maxEntries: env.INGEST_SPOOL_MAX,
+            stallSeconds: env.INGEST_SPOOL_STALL_SECONDS,
           }
         : null,
       opsPort: env.OPS_PORT === 0 ? null : env.OPS_PORT,
+      sandbox: env.BRIDGE_SANDBOX,
+      warnings: oldListWarning(env.WEBHOOK_BASIC_AUTH),
     }),
   );
 
+/**
+ * Before, WEBHOOK_BASIC_AUTH split on commas. A single pair whose password holds `,<same user>:`
+ * was most likely written as such a list: say so (it now is one password, so Gladly's requests
+ * would be refused), without printing any of it.
+ */
+function oldListWarning(pairs: readonly BasicCredential[]): string[] {
+  const [only, ...rest] = pairs;
+  if (!only || rest.length > 0 || !only.password.includes(`,${only.username}:`)) return [];
+  return [
+    'WEBHOOK_BASIC_AUTH is read as ONE user:password pair whose password contains ",<user>:"; for several pairs (rotation) write a JSON array: ["user:old","user:new"]',
+  ];
+}
+
 /** Reads the ingest's settings once at start; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestConfig {
-  return parseEnv(IngestEnv, env);
+  return parseEnv(IngestEnv, env, { secrets: INGEST_SECRETS });
 }

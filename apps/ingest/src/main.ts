@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { closeQueues, createProducerConnection, createQueues, queuePrefix } from '@gk/queue';
+import { openBridgeQueues } from '@gk/queue';
 import {
   ConfigError,
   closeServer,
@@ -11,8 +11,8 @@ import {
 } from '@gk/runtime';
 import { createApp } from './app.js';
 import { type IngestConfig, loadConfig } from './config.js';
-import { JobStore } from './job-store.js';
-import { Spool } from './spool.js';
+import { JobStore } from './store/job-store.js';
+import { Spool } from './store/spool.js';
 
 /** Kubernetes' default grace period is 30 s; finishing well within it leaves room for the rest. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -38,14 +38,12 @@ async function main(): Promise<void> {
   });
   if (config.webhookAuth.disabled)
     logger.warn('webhook authentication is DISABLED (WEBHOOK_AUTH_DISABLED=true)');
+  if (config.sandbox) logger.warn('sandbox mode (BRIDGE_SANDBOX=true): development credentials are accepted');
+  for (const warning of config.warnings) logger.warn(warning);
 
-  const cluster = config.redis.clusterNodes.length > 0;
-  const connection = createProducerConnection({
-    url: config.redis.url,
-    clusterNodes: config.redis.clusterNodes,
-  });
+  const bridge = openBridgeQueues({ ...config.redis, prefix: config.queuePrefix }, 'producer');
+  const { connection, queues, cluster } = bridge;
   watchRedisConnection(connection, logger);
-  const queues = createQueues(connection, queuePrefix(config.queuePrefix, cluster));
   // Checked once Redis answers; the ingest starts (and says not ready) while it does not.
   connection.once('ready', () => void warnIfRedisNotDurable(connection, logger));
 
@@ -57,9 +55,11 @@ async function main(): Promise<void> {
       spool = opened.spool;
       logger.info(
         { path: config.spool.path, maxEntries: config.spool.maxEntries, ...opened.report },
-        opened.report.recovered > 0
-          ? 'spool opened with entries from a previous run; relaying them to Redis'
-          : 'spool opened',
+        opened.report.rewriteFailed
+          ? 'spool opened as it was: rewriting it failed (is the disk full?); relaying what it holds'
+          : opened.report.recovered > 0
+            ? 'spool opened with entries from a previous run; relaying them to Redis'
+            : 'spool opened',
       );
       if (opened.report.corrupt > 0) {
         logger.error(
@@ -76,7 +76,12 @@ async function main(): Promise<void> {
   } else {
     logger.warn('spool off (INGEST_SPOOL_ENABLED=false): webhooks are answered 503 while Redis is down');
   }
-  const store = new JobStore({ queues, spool, logger });
+  const store = new JobStore({
+    queues,
+    spool,
+    logger,
+    ...(config.spool?.stallSeconds ? { stallSeconds: config.spool.stallSeconds } : {}),
+  });
   connection.on('ready', () => store.nudgeRelay());
 
   const { app, ops, readiness } = createApp({
@@ -107,15 +112,20 @@ async function main(): Promise<void> {
       clearInterval(sweep);
       if (opsServer) await closeServer(opsServer);
       await store.close();
-      await closeQueues(queues);
-      await connection.quit().catch(() => connection.disconnect());
+      await bridge.close();
     },
   });
 
   await listen(server, config.port, config.host);
   if (opsServer && config.opsPort !== null) await listen(opsServer, config.opsPort, config.host);
   logger.info(
-    { port: config.port, opsPort: config.opsPort ?? undefined, host: config.host, cluster },
+    {
+      port: config.port,
+      opsPort: config.opsPort ?? undefined,
+      host: config.host,
+      cluster,
+      ...(config.sandbox ? { mode: 'sandbox' } : {}),
+    },
     'ingest listening',
   );
   store.startRelay();

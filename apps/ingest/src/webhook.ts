@@ -1,13 +1,10 @@
 import { readGladlyEvent } from '@gk/domain';
-import type { CustomerChangeJobData, TransitionJobData } from '@gk/queue';
-import type { Queue } from 'bullmq';
+import { customerChangeJob, transitionJob } from '@gk/queue';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { type Authenticator, basicChallenge, WEBHOOK_REALM } from './auth.js';
-import { enqueueCustomerChange } from './enqueue-customer-change.js';
-import { enqueueTransition } from './enqueue-transition.js';
-import { customerChangeSpoolJob, type JobStore, transitionSpoolJob } from './job-store.js';
 import type { IngestMetrics, WebhookOutcome } from './metrics.js';
 import { fieldErrors, type Problem, problemFromError, problems, sendProblem } from './problem.js';
+import type { JobStore } from './store/job-store.js';
 
 /** Gladly's webhook bodies are a few hundred bytes; 64 KiB is the contract's ceiling. */
 export const WEBHOOK_BODY_LIMIT_BYTES = 64 * 1024;
@@ -33,12 +30,13 @@ export type WebhookAnswer =
 
 export interface WebhookDeps {
   authenticate: Authenticator;
-  transitions: Queue<TransitionJobData>;
-  /** Customer webhooks (profile updated, merged): the worker drops its cached lookups for them. */
-  customerChanges: Queue<CustomerChangeJobData>;
   metrics: IngestMetrics;
   now: () => Date;
-  /** Stores each job in Redis, or in the local spool when Redis does not (job-store.ts). */
+  /**
+   * Stores each job in Redis, or in the local spool when Redis does not (store/job-store.ts).
+   * Customer webhooks (profile updated, merged) go to their own queue: the worker drops its cached
+   * lookups for them.
+   */
   store: JobStore;
 }
 
@@ -120,13 +118,7 @@ export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
 
     try {
       const result = await deps.store.store(
-        reading.kind === 'transition'
-          ? transitionSpoolJob(reading.transition)
-          : customerChangeSpoolJob(reading.change),
-        () =>
-          reading.kind === 'transition'
-            ? enqueueTransition(deps.transitions, reading.transition)
-            : enqueueCustomerChange(deps.customerChanges, reading.change),
+        reading.kind === 'transition' ? transitionJob(reading.transition) : customerChangeJob(reading.change),
       );
       return reply(
         { eventId: id, type: label, outcome: result.outcome, jobId: result.jobId },

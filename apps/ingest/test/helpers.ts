@@ -14,8 +14,8 @@ import type { Registry } from 'prom-client';
 import { createApp } from '../src/app.js';
 import type { WebhookAuthConfig } from '../src/auth.js';
 import type { AdminConfig, SpoolConfig } from '../src/config.js';
-import { JobStore } from '../src/job-store.js';
-import { Spool } from '../src/spool.js';
+import { JobStore } from '../src/store/job-store.js';
+import { Spool, type SpoolOptions } from '../src/store/spool.js';
 
 /** Credentials used across the integration tests; none of them may ever show up in a log line. */
 export const WEBHOOK_USER = 'gladly-hook';
@@ -88,6 +88,11 @@ export interface StartIngestOptions {
   spool?: SpoolConfig;
   /** Relay waits between attempts while Redis does not answer (tests shorten them). */
   relayRetryMs?: { min: number; max: number };
+  /** Spool options beyond the config's: fault seam, lock timings. */
+  spoolOptions?: Partial<SpoolOptions>;
+  /** Readiness: relay stall time. */
+  stallSeconds?: number;
+  poisonAttempts?: number;
 }
 
 /** Builds the app like main.ts does, with a logger writing into memory, on a free loopback port. */
@@ -108,12 +113,16 @@ export async function startIngest(options: StartIngestOptions): Promise<RunningI
   const connection = createProducerConnection(options.redis);
   watchRedisConnection(connection, logger);
   const queues = createQueues(connection, options.prefix);
-  const spool = options.spool ? (await Spool.open(options.spool)).spool : null;
+  const spool = options.spool
+    ? (await Spool.open({ ...options.spool, ...options.spoolOptions })).spool
+    : null;
   const store = new JobStore({
     queues,
     spool,
     logger,
     ...(options.relayRetryMs ? { relayRetryMs: options.relayRetryMs } : {}),
+    ...(options.stallSeconds !== undefined ? { stallSeconds: options.stallSeconds } : {}),
+    ...(options.poisonAttempts !== undefined ? { poisonAttempts: options.poisonAttempts } : {}),
   });
   connection.on('ready', () => store.nudgeRelay());
   const { app, registry } = createApp({

@@ -13,7 +13,13 @@ describe('loadSandboxConfig', () => {
         ratePerSecond: 10,
         failureRate: 0,
       },
-      klaviyo: { apiKey: SANDBOX_DEFAULTS.klaviyoApiKey, ratePerSecond: 0, failureRate: 0 },
+      klaviyo: {
+        apiKey: SANDBOX_DEFAULTS.klaviyoApiKey,
+        ratePerSecond: 0,
+        failureRate: 0,
+        scopes: null,
+        revisionMin: undefined,
+      },
       logLevel: 'info',
     });
   });
@@ -29,12 +35,20 @@ describe('loadSandboxConfig', () => {
       SANDBOX_KLAVIYO_RATE_LIMIT_PER_SECOND: '20',
       SANDBOX_KLAVIYO_FAILURE_RATE: '0.25',
       SANDBOX_GLADLY_FAILURE_RATE: ' ',
+      SANDBOX_KLAVIYO_SCOPES: 'events:write, metrics:read',
+      SANDBOX_KLAVIYO_REVISION_MIN: '2027-01-15',
     });
     expect(config).toMatchObject({
       port: 5000,
       host: '0.0.0.0',
       gladly: { user: 'me@acme.test', token: 't', ratePerSecond: 0, failureRate: 0 },
-      klaviyo: { apiKey: 'pk_x', ratePerSecond: 20, failureRate: 0.25 },
+      klaviyo: {
+        apiKey: 'pk_x',
+        ratePerSecond: 20,
+        failureRate: 0.25,
+        scopes: ['events:write', 'metrics:read'],
+        revisionMin: '2027-01-15',
+      },
     });
   });
 

@@ -1,4 +1,4 @@
-import { envInt, envLogLevel, envStringWithDefault, parseEnv } from '@gk/runtime';
+import { envInt, envList, envLogLevel, envString, envStringWithDefault, parseEnv } from '@gk/runtime';
 import { z } from 'zod';
 
 /**
@@ -43,6 +43,18 @@ export const SandboxEnv = z.object({
   SANDBOX_KLAVIYO_FAILURE_RATE: envRate(),
   /** Share of Gladly lookups answered 503 (fault injection); default 0. */
   SANDBOX_GLADLY_FAILURE_RATE: envRate(),
+  /**
+   * Scopes of the sandbox's Klaviyo key, comma-separated (e.g. `events:write`): a request needing
+   * another answers 403 as Klaviyo does. Blank (default) = a full-access key.
+   */
+  SANDBOX_KLAVIYO_SCOPES: envList(),
+  /** Oldest Klaviyo `revision` the sandbox accepts (older → 400); blank = any. */
+  SANDBOX_KLAVIYO_REVISION_MIN: envString().pipe(
+    z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date such as 2026-07-15')
+      .optional(),
+  ),
   LOG_LEVEL: envLogLevel(),
 });
 
@@ -50,7 +62,14 @@ export interface SandboxConfig {
   port: number;
   host: string;
   gladly: { user: string; token: string; ratePerSecond: number; failureRate: number };
-  klaviyo: { apiKey: string; ratePerSecond: number; failureRate: number };
+  klaviyo: {
+    apiKey: string;
+    ratePerSecond: number;
+    failureRate: number;
+    /** null = full access. */
+    scopes: string[] | null;
+    revisionMin: string | undefined;
+  };
   logLevel: string;
 }
 
@@ -70,6 +89,8 @@ export function loadSandboxConfig(env: NodeJS.ProcessEnv = process.env): Sandbox
       apiKey: e.SANDBOX_KLAVIYO_API_KEY,
       ratePerSecond: e.SANDBOX_KLAVIYO_RATE_LIMIT_PER_SECOND,
       failureRate: e.SANDBOX_KLAVIYO_FAILURE_RATE,
+      scopes: e.SANDBOX_KLAVIYO_SCOPES.length > 0 ? e.SANDBOX_KLAVIYO_SCOPES : null,
+      revisionMin: e.SANDBOX_KLAVIYO_REVISION_MIN,
     },
     logLevel: e.LOG_LEVEL,
   };

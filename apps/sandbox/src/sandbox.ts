@@ -21,6 +21,7 @@ import { createProxy } from './proxy.js';
 
 export const GLADLY_PROFILE_PATH = '/api/v1/customer-profiles/';
 export const GLADLY_EVENTS_PATH = '/api/v1/events';
+export const GLADLY_WEBHOOKS_PATH = '/api/v1/webhooks';
 export const KLAVIYO_EVENTS_PATH = '/api/events';
 
 export type FaultTarget = 'gladly' | 'klaviyo';
@@ -31,7 +32,15 @@ export interface SandboxOptions {
   /** Default 127.0.0.1. */
   host?: string;
   gladly: { user: string; token: string; ratePerSecond?: number; failureRate?: number };
-  klaviyo: { apiKey: string; ratePerSecond?: number; failureRate?: number };
+  klaviyo: {
+    apiKey: string;
+    ratePerSecond?: number;
+    failureRate?: number;
+    /** The key's scopes; null/absent = full access. */
+    scopes?: readonly string[] | null;
+    /** Oldest revision accepted. */
+    revisionMin?: string | undefined;
+  };
   /** Default: the demo customers. */
   customers?: readonly DemoCustomer[];
   /** What Gladly's Events API holds at start. Default: a made-up last day of the demo customers. */
@@ -178,6 +187,8 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   // KLAVIYO_CREATE_PROFILES=false can be tried (Get Profiles is answered by the stand-in).
   const klaviyo = await startKlaviyoStandIn({
     apiKey: options.klaviyo.apiKey,
+    scopes: options.klaviyo.scopes ?? null,
+    ...(options.klaviyo.revisionMin ? { revisionMin: options.klaviyo.revisionMin } : {}),
     profiles: describeDemoCustomers(customers).flatMap((c) => (c.newToKlaviyo ? [] : c.deliversTo)),
   });
   if (settings.gladlyRatePerSecond > 0) gladly.setRateLimit(settings.gladlyRatePerSecond);
@@ -312,6 +323,8 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   /**
    * Adds events to what Gladly's Events API answers, as Gladly would have recorded them: `npm run
    * demo` posts each webhook it sends here too, so a backfill afterwards finds them already present.
+   * With `?deliver=true`, Gladly's sender also delivers them to every enabled webhook subscribed
+   * to their type (registered with `npm run gladly -- webhook register`), retrying as Gladly does.
    */
   async function handleRecordEvents(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let body: unknown;
@@ -327,8 +340,10 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
         issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`),
       });
     }
-    gladly.recordEvents(...parsed.data);
-    sendJson(res, 202, { recorded: parsed.data.length });
+    const deliver = new URL(req.url ?? '/', 'http://sandbox.invalid').searchParams.get('deliver') === 'true';
+    if (deliver) gladly.emitEvents(...parsed.data);
+    else gladly.recordEvents(...parsed.data);
+    sendJson(res, 202, { recorded: parsed.data.length, ...(deliver ? { delivering: true } : {}) });
   }
 
   function openStream(req: IncomingMessage, res: ServerResponse): void {
@@ -347,7 +362,12 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     const method = req.method ?? 'GET';
     if (path.startsWith(GLADLY_PROFILE_PATH)) return forwardToGladly(req, res, path);
     // The Events API (npm run backfill): passed through, not counted as a customer lookup.
-    if (path === GLADLY_EVENTS_PATH) {
+    // The webhooks API too (npm run gladly -- webhook …, the worker's watchdog).
+    if (
+      path === GLADLY_EVENTS_PATH ||
+      path === GLADLY_WEBHOOKS_PATH ||
+      path.startsWith(`${GLADLY_WEBHOOKS_PATH}/`)
+    ) {
       await proxy.forward(req, res, gladly.url);
       return;
     }

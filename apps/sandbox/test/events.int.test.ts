@@ -1,4 +1,7 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readGladlyEvent } from '@gk/domain';
+import { createGladlyWebhooksClient } from '@gk/gladly';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSandbox, type Sandbox } from '../src/sandbox.js';
 
@@ -70,5 +73,42 @@ describe('sandbox: Gladly Events API for npm run backfill', () => {
     });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { issues: string[] }).issues[0]).toMatch(/^0\.timestamp/);
+  });
+
+  it("serves Gladly's webhooks API, and ?deliver=true sends recorded events to the registered webhook", async () => {
+    const received: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += String(c);
+      });
+      req.on('end', () => {
+        received.push((JSON.parse(body) as { type: string }).type);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks/gladly`;
+      const client = createGladlyWebhooksClient({ baseUrl: sandbox.url, ...GLADLY });
+      const hook = await client.create({ name: 'bridge', url, events: ['CONVERSATION/CREATED'] });
+      expect((await client.findByUrl(url))?.id).toBe(hook.id);
+      const res = await fetch(`${sandbox.url}/_sandbox/gladly-events?deliver=true`, {
+        method: 'POST',
+        body: JSON.stringify({
+          id: 'demoDelivered000000001',
+          type: 'CONVERSATION/CREATED',
+          timestamp: new Date().toISOString(),
+          content: { customerId: 'demo-mei-tanaka', conversationId: 'c1' },
+        }),
+      });
+      expect(res.status).toBe(202);
+      const deadline = Date.now() + 5_000;
+      while (received.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(received).toEqual(['PING', 'CONVERSATION/CREATED']);
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 });

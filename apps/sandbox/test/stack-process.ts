@@ -13,11 +13,15 @@ export interface ScriptRun {
   exited: Promise<number | null>;
 }
 
-/** Runs `node scripts/<name>` from the repo root with exactly `env` (plus PATH and HOME). */
-export function runScript(name: string, env: Record<string, string>): ScriptRun {
+/** Runs `node scripts/<name> [args]` from the repo root with exactly `env` (plus PATH and HOME). */
+export function runScript(
+  name: string,
+  env: Record<string, string>,
+  args: readonly string[] = [],
+): ScriptRun {
   let out = '';
   const child = trackChild(
-    spawn(process.execPath, [join(REPO_ROOT, 'scripts', name)], {
+    spawn(process.execPath, [join(REPO_ROOT, 'scripts', name), ...args], {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), NO_COLOR: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

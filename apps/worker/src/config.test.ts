@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError } from '@gk/runtime';
 import { describe, expect, it } from 'vitest';
 import { loadWorkerConfig } from './config.js';
@@ -20,11 +23,40 @@ describe('loadWorkerConfig', () => {
       metricStarted: 'started conversation in Gladly',
       metricClosed: 'closed conversation in Gladly',
       profileProperty: 'In Gladly Conversation',
+      segmentName: 'In a Gladly conversation',
       includeConversationId: false,
     });
     expect(c.klaviyo.revision >= '2026-07-15').toBe(true);
     expect(c.concurrency).toBe(20);
     expect(c.port).toBe(3001);
+  });
+
+  it('reads the self-healing settings: watchdog off without GLADLY_WEBHOOK_URL, 0 turns each off', () => {
+    expect(loadWorkerConfig(minimal).selfHealing).toEqual({
+      webhookUrl: undefined,
+      watchSeconds: 60,
+      reconcileIntervalSeconds: 300,
+      reconcileLagSeconds: 30,
+    });
+    const set = loadWorkerConfig({
+      ...minimal,
+      GLADLY_WEBHOOK_URL: 'https://bridge.acme.com/webhooks/gladly',
+      GLADLY_WEBHOOK_WATCH_SECONDS: '0',
+      RECONCILE_INTERVAL_SECONDS: '0',
+      RECONCILE_LAG_SECONDS: '15',
+    });
+    expect(set.selfHealing).toEqual({
+      webhookUrl: 'https://bridge.acme.com/webhooks/gladly',
+      watchSeconds: 0,
+      reconcileIntervalSeconds: 0,
+      reconcileLagSeconds: 15,
+    });
+    expect(() => loadWorkerConfig({ ...minimal, GLADLY_WEBHOOK_URL: 'not a url' })).toThrow(
+      /GLADLY_WEBHOOK_URL/,
+    );
+    expect(() => loadWorkerConfig({ ...minimal, RECONCILE_INTERVAL_SECONDS: '-1' })).toThrow(
+      /RECONCILE_INTERVAL_SECONDS/,
+    );
   });
 
   it('reads the customer cache TTL and the profile options (0 turns the cache off)', () => {
@@ -86,5 +118,30 @@ describe('loadWorkerConfig', () => {
 
   it('refuses a revision that is not dated', () => {
     expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_REVISION: 'latest' })).toThrow(/KLAVIYO_REVISION/);
+  });
+
+  it('reads secrets from <NAME>_FILE and applies the dev-credentials rule in production', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gk-worker-config-'));
+    try {
+      const keyFile = join(dir, 'klaviyo');
+      writeFileSync(keyFile, 'pk_from_a_file_0123456789\n');
+      const { KLAVIYO_API_KEY: _unused, ...rest } = minimal;
+      expect(loadWorkerConfig({ ...rest, KLAVIYO_API_KEY_FILE: keyFile }).klaviyo.apiKey).toBe(
+        'pk_from_a_file_0123456789',
+      );
+      const prod = { ...minimal, NODE_ENV: 'production', KLAVIYO_API_KEY: 'pk_dev_sandbox_key' };
+      let message = '';
+      try {
+        loadWorkerConfig(prod);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/KLAVIYO_API_KEY: is a development default/);
+      expect(message).not.toContain('pk_dev_sandbox_key');
+      expect(loadWorkerConfig({ ...prod, BRIDGE_SANDBOX: 'true' }).sandbox).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

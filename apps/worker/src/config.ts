@@ -1,25 +1,25 @@
 import { DEFAULT_KLAVIYO_REVISION } from '@gk/klaviyo';
 import {
+  checkDevCredentials,
   envBool,
   envInt,
-  envString,
+  envSecret,
   envStringWithDefault,
+  envUrl,
   envUrlWithDefault,
   parseEnv,
+  REDIS_SECRETS,
   redisEnvShape,
+  required,
+  requiredSecret,
 } from '@gk/runtime';
 import { z } from 'zod';
 
-const required = (what: string) =>
-  z.preprocess(
-    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
-    z
-      .string({ message: `is required (${what})` })
-      .trim()
-      .min(1),
-  );
+/** Variables that hold secrets: each can also be read from `<NAME>_FILE`. */
+export const WORKER_SECRETS = [...REDIS_SECRETS, 'GLADLY_API_TOKEN', 'KLAVIYO_API_KEY', 'LOG_EMAIL_HASH_KEY'];
 
-export const WorkerEnv = z.object({
+/** The fields without the cross-field rules: CLIs pick the few they read. */
+export const WorkerEnvShape = z.object({
   ...redisEnvShape,
   GLADLY_API_URL: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
@@ -28,12 +28,12 @@ export const WorkerEnv = z.object({
       .transform((v) => v.replace(/\/+$/, '')),
   ),
   GLADLY_API_USER: required("the Gladly API user's email"),
-  GLADLY_API_TOKEN: required('a Gladly API token'),
+  GLADLY_API_TOKEN: requiredSecret('a Gladly API token'),
   GLADLY_RATE_LIMIT_PER_SECOND: envInt(5, 0, 10_000),
   /** How long a customer's emails are cached (0 = off); Gladly's customer webhooks drop entries sooner. */
   GLADLY_CUSTOMER_CACHE_TTL_SECONDS: envInt(3600, 0, 7 * 24 * 3600),
   KLAVIYO_API_URL: envUrlWithDefault('https://a.klaviyo.com'),
-  KLAVIYO_API_KEY: required('a Klaviyo private API key with events:write'),
+  KLAVIYO_API_KEY: requiredSecret('a Klaviyo private API key with events:write'),
   KLAVIYO_REVISION: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
     z
@@ -45,6 +45,8 @@ export const WorkerEnv = z.object({
   KLAVIYO_METRIC_STARTED: envStringWithDefault('started conversation in Gladly'),
   KLAVIYO_METRIC_CLOSED: envStringWithDefault('closed conversation in Gladly'),
   KLAVIYO_PROFILE_PROPERTY: envStringWithDefault('In Gladly Conversation'),
+  /** The suppression segment `npm run klaviyo -- segment ensure` creates and the doctor looks for. */
+  KLAVIYO_SEGMENT_NAME: envStringWithDefault('In a Gladly conversation'),
   KLAVIYO_INCLUDE_CONVERSATION_ID: envBool(false),
   /** false: send only to emails Klaviyo already has a profile for (the key then needs profiles:read). */
   KLAVIYO_CREATE_PROFILES: envBool(true),
@@ -56,12 +58,34 @@ export const WorkerEnv = z.object({
   WORKER_LOCK_DURATION_MS: envInt(30_000, 1_000, 600_000),
   HOST: envStringWithDefault('0.0.0.0'),
   /** Keyed hash for emails in logs; set it to keep hashes stable and private across deploys. */
-  LOG_EMAIL_HASH_KEY: envString(),
+  LOG_EMAIL_HASH_KEY: envSecret(),
+  /** The public URL of POST /webhooks/gladly as Gladly calls it; unset: the watchdog is off. */
+  GLADLY_WEBHOOK_URL: envUrl(),
+  /** Webhook watchdog interval; 0 = off. */
+  GLADLY_WEBHOOK_WATCH_SECONDS: envInt(60, 0, 24 * 3600),
+  /** Events API reconciliation interval; 0 = off. */
+  RECONCILE_INTERVAL_SECONDS: envInt(300, 0, 6 * 3600),
+  /** How far behind now each reconciliation stops (Gladly's Events API is up to 15 s behind). */
+  RECONCILE_LAG_SECONDS: envInt(30, 0, 3600),
 });
+
+export const WorkerEnv = WorkerEnvShape.superRefine((env, ctx) =>
+  checkDevCredentials(
+    env,
+    {
+      GLADLY_API_TOKEN: env.GLADLY_API_TOKEN,
+      KLAVIYO_API_KEY: env.KLAVIYO_API_KEY,
+      LOG_EMAIL_HASH_KEY: env.LOG_EMAIL_HASH_KEY,
+    },
+    ctx,
+  ),
+);
 
 export interface WorkerConfig {
   redis: { url: string; clusterNodes: string[]; prefix: string };
   logLevel: string;
+  /** BRIDGE_SANDBOX=true: the sandbox route (dev credentials allowed); /readyz says so. */
+  sandbox: boolean;
   gladly: {
     baseUrl: string;
     user: string;
@@ -77,9 +101,16 @@ export interface WorkerConfig {
     metricStarted: string;
     metricClosed: string;
     profileProperty: string;
+    segmentName: string;
     includeConversationId: boolean;
     createProfiles: boolean;
     profileCacheTtlSeconds: number;
+  };
+  selfHealing: {
+    webhookUrl: string | undefined;
+    watchSeconds: number;
+    reconcileIntervalSeconds: number;
+    reconcileLagSeconds: number;
   };
   concurrency: number;
   lockDurationMs: number;
@@ -89,10 +120,11 @@ export interface WorkerConfig {
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const e = parseEnv(WorkerEnv, env);
+  const e = parseEnv(WorkerEnv, env, { secrets: WORKER_SECRETS });
   return {
     redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES, prefix: e.QUEUE_PREFIX },
     logLevel: e.LOG_LEVEL,
+    sandbox: e.BRIDGE_SANDBOX,
     gladly: {
       baseUrl: e.GLADLY_API_URL,
       user: e.GLADLY_API_USER,
@@ -108,9 +140,16 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       metricStarted: e.KLAVIYO_METRIC_STARTED,
       metricClosed: e.KLAVIYO_METRIC_CLOSED,
       profileProperty: e.KLAVIYO_PROFILE_PROPERTY,
+      segmentName: e.KLAVIYO_SEGMENT_NAME,
       includeConversationId: e.KLAVIYO_INCLUDE_CONVERSATION_ID,
       createProfiles: e.KLAVIYO_CREATE_PROFILES,
       profileCacheTtlSeconds: e.KLAVIYO_PROFILE_CACHE_TTL_SECONDS,
+    },
+    selfHealing: {
+      webhookUrl: e.GLADLY_WEBHOOK_URL,
+      watchSeconds: e.GLADLY_WEBHOOK_WATCH_SECONDS,
+      reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
+      reconcileLagSeconds: e.RECONCILE_LAG_SECONDS,
     },
     concurrency: e.WORKER_CONCURRENCY,
     lockDurationMs: e.WORKER_LOCK_DURATION_MS,

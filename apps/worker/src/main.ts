@@ -1,6 +1,6 @@
 import { createGladlyClient } from '@gk/gladly';
 import { createKlaviyoClient } from '@gk/klaviyo';
-import { createWorkerConnection, queuePrefix } from '@gk/queue';
+import { openBridgeConnection } from '@gk/queue';
 import {
   closeServer,
   createHealthServer,
@@ -19,15 +19,15 @@ import { createWorkers } from './workers.js';
 
 const config = loadConfigOrExit('worker', () => loadWorkerConfig());
 const logger = createLogger({ name: 'worker', level: config.logLevel });
-const cluster = config.redis.clusterNodes.length > 0;
-const connection = createWorkerConnection({ url: config.redis.url, clusterNodes: config.redis.clusterNodes });
+if (config.sandbox) logger.warn('sandbox mode (BRIDGE_SANDBOX=true): development credentials are accepted');
+const { connection, prefix } = openBridgeConnection(config.redis, 'worker');
 watchRedisConnection(connection, logger);
 
 const registry = createMetricsRegistry('worker');
 const bridge = createWorkers({
   config,
   connection,
-  prefix: queuePrefix(config.redis.prefix, cluster),
+  prefix,
   logger,
   registry,
   gladly: createGladlyClient({
@@ -47,7 +47,12 @@ const readiness = new Readiness()
   .add('redis', redisReachable(connection, 1_000, bridge.queues.transitions.toKey('ready-probe')))
   .add('klaviyo', bridge.klaviyoCredentials.check)
   .add('gladly', bridge.gladlyCredentials.check);
-const server = createHealthServer({ readiness, registry });
+const server = createHealthServer({
+  readiness,
+  registry,
+  warnings: () => bridge.selfHealing.warnings(),
+  ...(config.sandbox ? { mode: 'sandbox' } : {}),
+});
 
 handleShutdownSignals({
   logger,
@@ -72,6 +77,9 @@ logger.info(
     klaviyoRevision: config.klaviyo.revision,
     klaviyoCreateProfiles: config.klaviyo.createProfiles,
     customerCacheTtlSeconds: config.gladly.customerCacheTtlSeconds,
+    webhookWatchSeconds: config.selfHealing.webhookUrl ? config.selfHealing.watchSeconds : 0,
+    reconcileIntervalSeconds: config.selfHealing.reconcileIntervalSeconds,
+    reconcileLagSeconds: config.selfHealing.reconcileLagSeconds,
   },
   'worker started',
 );

@@ -1,6 +1,6 @@
 import { hashEmail, normalizeEmails, redactEmails } from '@gk/domain';
 import { type CustomerEmailsResult, type GladlyClient, GladlyError } from '@gk/gladly';
-import { type DeliveryJobData, deliveryJobId, TransitionJobData } from '@gk/queue';
+import { bulkJob, type DeliveryJobData, deliveryJob, TransitionJobData } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { type Job, type Queue, RateLimitError, UnrecoverableError } from 'bullmq';
 import type { CredentialsStatus } from './credentials.js';
@@ -124,11 +124,7 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
       return { outcome: 'no_email', customerId: lookup.customerId, invalidEmails: invalid.length };
     }
 
-    const jobs = emails.map((email) => ({
-      name: 'deliver',
-      data: { ...t, email, resolvedCustomerId: lookup.customerId },
-      opts: { jobId: deliveryJobId(t.eventId, email) },
-    }));
+    const jobs = emails.map((email) => bulkJob(deliveryJob(t, email, lookup.customerId)));
     await deps.deliveries.addBulk(jobs);
     deps.metrics.transitions.inc({ outcome: 'fanned_out' });
     log.info(

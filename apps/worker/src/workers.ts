@@ -14,6 +14,7 @@ import { createDeliveriesProcessor } from './deliveries-processor.js';
 import { EmailState } from './email-state.js';
 import { createWorkerMetrics } from './metrics.js';
 import { KlaviyoProfileCheck } from './profile-check.js';
+import { createSelfHealing, type SelfHealing } from './self-healing/self-healing.js';
 import { createTransitionsProcessor } from './transitions-processor.js';
 
 export interface WorkerDeps {
@@ -35,6 +36,8 @@ export interface BridgeWorkers {
   workers: Worker[];
   gladlyCredentials: CredentialsStatus;
   klaviyoCredentials: CredentialsStatus;
+  /** The Gladly webhook watchdog and Events API reconciliation (scheduled jobs). */
+  selfHealing: SelfHealing;
   run(): void;
   /** Stops taking jobs, waits for the ones in flight, closes queues. Leaves the connection open. */
   close(): Promise<void>;
@@ -152,18 +155,36 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     return worker;
   });
 
+  const selfHealing = createSelfHealing({
+    config,
+    connection,
+    prefix,
+    queues,
+    logger,
+    registry: deps.registry,
+  });
+
   return {
     queues,
     workers,
     gladlyCredentials,
     klaviyoCredentials,
+    selfHealing,
     run() {
       for (const w of workers) {
         w.run().catch((err: unknown) => logger.error({ err }, 'worker stopped unexpectedly'));
       }
+      selfHealing
+        .run()
+        .catch((err: unknown) =>
+          logger.error(
+            { err: (err as Error).message },
+            'could not schedule the webhook watchdog and reconciliation',
+          ),
+        );
     },
     async close() {
-      await Promise.allSettled(workers.map((w) => w.close()));
+      await Promise.allSettled([...workers.map((w) => w.close()), selfHealing.close()]);
       await closeQueues(queues);
     },
   };

@@ -19,3 +19,12 @@ export {
   type GladlyEventsQuery,
   streamGladlyEvents,
 } from './events.js';
+export {
+  BRIDGE_WEBHOOK_EVENTS,
+  createGladlyWebhooksClient,
+  type GladlyWebhook,
+  type GladlyWebhookInput,
+  type GladlyWebhooksClient,
+  type GladlyWebhooksClientOptions,
+  missingWebhookEvents,
+} from './webhooks.js';

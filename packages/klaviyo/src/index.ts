@@ -1,4 +1,22 @@
 export {
+  buildCreateSegmentBody,
+  classifyProbe,
+  createSegment,
+  describeFailure,
+  findSegmentsByName,
+  isSuppressionDefinition,
+  type KlaviyoAccountOptions,
+  KlaviyoApiError,
+  type KlaviyoScope,
+  type KlaviyoSegment,
+  listMetricNames,
+  type ProbeOutcome,
+  probeKlaviyoScope,
+  profilePropertyPath,
+  quoteFilterValue,
+  suppressionSegmentDefinition,
+} from './account.js';
+export {
   classifyKlaviyoFailure,
   classifyKlaviyoResponse,
   DEFAULT_RETRY_AFTER_MS,

@@ -1,8 +1,14 @@
 import { Queue } from 'bullmq';
-import type { RedisConnection } from './connection.js';
+import {
+  createProducerConnection,
+  createWorkerConnection,
+  isClusterTarget,
+  type RedisConnection,
+  type RedisTarget,
+} from './connection.js';
 import type { CustomerChangeJobData, DeliveryJobData, TransitionJobData } from './jobs.js';
 import { customerChangeJobOptions, deliveryJobOptions, transitionJobOptions } from './jobs.js';
-import { QueueName } from './names.js';
+import { QueueName, queuePrefix } from './names.js';
 
 export interface BridgeQueues {
   transitions: Queue<TransitionJobData>;
@@ -56,4 +62,58 @@ export function queueByName(queues: BridgeQueues, name: QueueName): Queue {
   const queue = Object.values(queues).find((q) => q.name === name);
   if (!queue) throw new Error(`no queue named ${name}`);
   return queue as Queue;
+}
+
+/** Where the bridge's queues live: a server or a cluster, and the key prefix (as configured). */
+export interface BridgeRedisSettings extends RedisTarget {
+  /** QUEUE_PREFIX as configured; hash-tagged here when on a cluster. */
+  prefix: string;
+}
+
+export interface BridgeConnection {
+  connection: RedisConnection;
+  /** The prefix BullMQ uses (hash-tagged on a cluster). */
+  prefix: string;
+  cluster: boolean;
+}
+
+/**
+ * The one way every process connects to the bridge's Redis: a producer connection (commands fail
+ * fast while Redis is away: the ingest, the CLIs) or a worker connection (blocking commands never
+ * time out), a server or a cluster, and the prefix every queue and state key uses.
+ */
+export function openBridgeConnection(
+  settings: BridgeRedisSettings,
+  role: 'producer' | 'worker',
+  name?: string,
+): BridgeConnection {
+  const cluster = isClusterTarget(settings);
+  const target = { url: settings.url, clusterNodes: settings.clusterNodes };
+  const connection =
+    role === 'producer' ? createProducerConnection(target, name) : createWorkerConnection(target, name);
+  return { connection, prefix: queuePrefix(settings.prefix, cluster), cluster };
+}
+
+export interface OpenedBridgeQueues extends BridgeConnection {
+  queues: BridgeQueues;
+  /** Closes the queues, then the connection. */
+  close(): Promise<void>;
+}
+
+/** openBridgeConnection plus every queue on it: what the ingest and the CLIs use. */
+export function openBridgeQueues(
+  settings: BridgeRedisSettings,
+  role: 'producer' | 'worker',
+  name?: string,
+): OpenedBridgeQueues {
+  const opened = openBridgeConnection(settings, role, name);
+  const queues = createQueues(opened.connection, opened.prefix);
+  return {
+    ...opened,
+    queues,
+    close: async () => {
+      await closeQueues(queues);
+      await opened.connection.quit().catch(() => opened.connection.disconnect());
+    },
+  };
 }

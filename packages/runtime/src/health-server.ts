@@ -5,6 +5,10 @@ import type { Readiness } from './readiness.js';
 export interface HealthServerOptions {
   readiness: Readiness;
   registry?: Registry;
+  /** Shown in `/readyz` as `warnings` when non-empty; they do not make the process unready. */
+  warnings?: () => string[];
+  /** Said in every /readyz answer, e.g. "sandbox" (BRIDGE_SANDBOX=true). */
+  mode?: string;
 }
 
 /**
@@ -22,7 +26,15 @@ export function createHealthServer(options: HealthServerOptions): Server {
     if (path === '/healthz') return send(200, { status: 'ok' });
     if (path === '/readyz') {
       options.readiness.evaluate().then(
-        (r) => send(r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', reasons: r.reasons }),
+        (r) => {
+          const warnings = options.warnings?.() ?? [];
+          send(r.ready ? 200 : 503, {
+            status: r.ready ? 'ready' : 'not ready',
+            ...(options.mode ? { mode: options.mode } : {}),
+            reasons: r.reasons,
+            ...(warnings.length > 0 ? { warnings } : {}),
+          });
+        },
         (err: unknown) => send(503, { status: 'not ready', reasons: [String(err)] }),
       );
       return;

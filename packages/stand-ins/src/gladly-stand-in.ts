@@ -1,6 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FaultQueue, type InjectedFault } from './faults.js';
-import { pathOf, type RunningServer, type StartOptions, sendJson, startHttpServer } from './http-server.js';
+import { type GladlySenderOptions, GladlyWebhooks, WebhookInputError } from './gladly-webhooks.js';
+import {
+  BodyTooLargeError,
+  pathOf,
+  type RunningServer,
+  readBody,
+  type StartOptions,
+  sendJson,
+  startHttpServer,
+} from './http-server.js';
 import { retryAfterSeconds, TokenBucket } from './token-bucket.js';
 
 export interface GladlyLookupRecord {
@@ -54,6 +63,15 @@ export interface GladlyStandIn {
   readonly events: readonly GladlyEventRecord[];
   /** Every Events API request (not counted in `requests`). */
   readonly eventRequests: GladlyEventsRequestRecord[];
+  /**
+   * What Gladly does when events happen: records them in the Events API's history (visible after
+   * the Events API's delay) and delivers them to every enabled webhook subscribed to their type.
+   */
+  emitEvents(...events: GladlyEventRecord[]): void;
+  /** The webhooks API's state and Gladly's sender (`deliveries`, `configure`). */
+  readonly webhooks: GladlyWebhooks;
+  /** How far behind real time the Events API is (Gladly: up to 15 s). Default 0. */
+  setEventsDelay(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -67,10 +85,15 @@ export interface GladlyStandInOptions extends StartOptions {
   merges?: Record<string, string>;
   /** History served by the Events API. */
   events?: GladlyEventRecord[];
+  /** Gladly's webhook sender: time factor of its retries, dropped deliveries. */
+  sender?: GladlySenderOptions;
+  /** How far behind real time the Events API is. Default 0. */
+  eventsDelayMs?: number;
 }
 
 const PROFILE_PATH = '/api/v1/customer-profiles/';
 const EVENTS_PATH = '/api/v1/events';
+const WEBHOOKS_PATH = '/api/v1/webhooks';
 /** Gladly's Events API keeps the last 24 hours. */
 const EVENTS_WINDOW_MS = 24 * 3600 * 1000;
 /** The entity types Gladly documents for `entities`. */
@@ -101,6 +124,10 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
   const requests: GladlyLookupRecord[] = [];
   let history: GladlyEventRecord[] = [];
   const eventRequests: GladlyEventsRequestRecord[] = [];
+  const webhooks = new GladlyWebhooks(options.sender);
+  let eventsDelayMs = Math.max(0, options.eventsDelayMs ?? 0);
+  /** When an emitted event shows up in the Events API (recorded history: at once). */
+  const visibleAt = new WeakMap<GladlyEventRecord, number>();
   const recordEvents = (...events: GladlyEventRecord[]) => {
     history = [...history, ...events].sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
   };
@@ -186,9 +213,10 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     if (unknown) return fail(400, 'entities', 'invalid', `unknown entity type ${unknown}`);
 
     const wanted = new Set(entities);
+    const now = Date.now();
     const selected = history.filter((e) => {
       const at = Date.parse(e.timestamp);
-      return at >= startAt && at <= endAt && wanted.has(e.type.split('/')[0] ?? '');
+      return at >= startAt && at <= endAt && (visibleAt.get(e) ?? 0) <= now && wanted.has(entityOf(e.type));
     });
     record.status = 200;
     record.count = selected.length;
@@ -200,10 +228,95 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     res.end(body);
   }
 
+  /**
+   * `GET|POST /api/v1/webhooks`, `GET|PATCH|DELETE /api/v1/webhooks/{id}`, as Gladly documents
+   * them: Basic auth, write-only credentials and headers, PING on enable or URL change.
+   */
+  async function handleWebhooks(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    let body: unknown;
+    try {
+      const raw = await readBody(req, 64 * 1024);
+      body = raw.length > 0 ? JSON.parse(raw.toString('utf8')) : undefined;
+    } catch (err) {
+      const tooLarge = err instanceof BodyTooLargeError;
+      return sendJson(res, tooLarge ? 413 : 400, {
+        errors: [
+          {
+            code: tooLarge ? 'too_large' : 'invalid',
+            detail: tooLarge ? 'body too large' : 'body is not JSON',
+          },
+        ],
+      });
+    }
+    if (req.headers.authorization !== expectedAuth) {
+      return sendJson(
+        res,
+        401,
+        { errors: [{ code: 'unauthorized', detail: 'invalid API user or token' }] },
+        { 'www-authenticate': 'Basic realm="Gladly"' },
+      );
+    }
+    const id = path === WEBHOOKS_PATH ? undefined : decodeURIComponent(path.slice(WEBHOOKS_PATH.length + 1));
+    const notFound = () =>
+      sendJson(res, 404, {
+        errors: [{ attr: 'webhookId', code: 'not_exist', detail: 'webhook does not exist' }],
+      });
+    const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    try {
+      if (id === undefined) {
+        if (req.method === 'GET') return sendJson(res, 200, webhooks.list());
+        if (req.method === 'POST') return sendJson(res, 201, await webhooks.create(input));
+        return sendJson(
+          res,
+          405,
+          { errors: [{ code: 'method_not_allowed', detail: 'GET or POST' }] },
+          { allow: 'GET, POST' },
+        );
+      }
+      if (req.method === 'GET') {
+        const hook = webhooks.get(id);
+        return hook ? sendJson(res, 200, hook) : notFound();
+      }
+      if (req.method === 'PATCH') {
+        const hook = await webhooks.update(id, input);
+        return hook ? sendJson(res, 200, hook) : notFound();
+      }
+      if (req.method === 'DELETE') {
+        if (!webhooks.remove(id)) return notFound();
+        res.writeHead(204).end();
+        return;
+      }
+      return sendJson(
+        res,
+        405,
+        { errors: [{ code: 'method_not_allowed', detail: 'GET, PATCH or DELETE' }] },
+        { allow: 'GET, PATCH, DELETE' },
+      );
+    } catch (err) {
+      if (!(err instanceof WebhookInputError)) throw err;
+      return sendJson(res, err.status, { errors: [{ attr: err.attr, code: err.code, detail: err.message }] });
+    }
+  }
+
+  /**
+   * `Ratelimit-Limit`, `Ratelimit-Remaining` and `Ratelimit-Reset` (seconds until the window is
+   * full again) while a limit is set, as Gladly reports its per-organisation limit.
+   */
+  function rateLimitHeaders(): Record<string, string> {
+    if (!bucket) return {};
+    const remaining = bucket.remaining();
+    return {
+      'ratelimit-limit': String(bucket.burst),
+      'ratelimit-remaining': String(remaining),
+      'ratelimit-reset': String(Math.ceil((bucket.burst - remaining) / bucket.ratePerSecond)),
+    };
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, server: RunningServer): Promise<void> {
     req.resume();
     const path = pathOf(req);
     if (path === EVENTS_PATH) return handleEvents(req, res, server);
+    if (path === WEBHOOKS_PATH || path.startsWith(`${WEBHOOKS_PATH}/`)) return handleWebhooks(req, res, path);
     if (!path.startsWith(PROFILE_PATH) || path.length === PROFILE_PATH.length) {
       return sendJson(res, 404, { errors: [{ code: 'not_found', detail: 'no such endpoint' }] });
     }
@@ -219,7 +332,7 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     requests.push(record);
     const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       record.status = status;
-      sendJson(res, status, body, headers);
+      sendJson(res, status, body, { ...rateLimitHeaders(), ...headers });
     };
 
     if (req.method !== 'GET') {
@@ -320,8 +433,30 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     get eventRequests() {
       return eventRequests;
     },
-    close: () => server.close(),
+    emitEvents(...events) {
+      const at = Date.now() + eventsDelayMs;
+      for (const e of events) visibleAt.set(e, at);
+      recordEvents(...events);
+      for (const e of events) webhooks.send(e);
+    },
+    webhooks,
+    setEventsDelay(ms) {
+      eventsDelayMs = Math.max(0, ms);
+    },
+    close: () => {
+      webhooks.close();
+      return server.close();
+    },
   };
+}
+
+/**
+ * The entity an event type belongs to: the part before `/`. Customer profile events
+ * (`CUSTOMER_PROFILE/UPDATED|DELETED`) are part of the `CUSTOMER` entity, with `CUSTOMER/MERGED`.
+ */
+function entityOf(type: string): string {
+  const prefix = type.split('/')[0] ?? '';
+  return prefix === 'CUSTOMER_PROFILE' ? 'CUSTOMER' : prefix;
 }
 
 function basic(user: string, token: string): string {

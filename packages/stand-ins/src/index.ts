@@ -7,10 +7,19 @@ export {
   type GladlyStandInOptions,
   startGladlyStandIn,
 } from './gladly-stand-in.js';
+export {
+  GLADLY_RETRY_OFFSETS_MS,
+  type GladlyDeliveryRecord,
+  type GladlySenderOptions,
+  GladlyWebhooks,
+  type GladlyWebhookView,
+} from './gladly-webhooks.js';
 export type { StartOptions } from './http-server.js';
+export { hasScope, KLAVIYO_SCOPES } from './klaviyo-account.js';
 export {
   type KlaviyoProfileView,
   type KlaviyoRecordedEvent,
+  type KlaviyoSegmentRecord,
   type KlaviyoStandIn,
   type KlaviyoStandInOptions,
   startKlaviyoStandIn,

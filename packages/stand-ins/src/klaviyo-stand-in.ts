@@ -12,6 +12,13 @@ import {
   startHttpServer,
 } from './http-server.js';
 import {
+  hasScope,
+  missingScopeError,
+  parseSegmentQuery,
+  type SegmentInput,
+  validateCreateSegment,
+} from './klaviyo-account.js';
+import {
   checkRevision,
   type KlaviyoErrorObject,
   klaviyoError,
@@ -39,11 +46,28 @@ export interface KlaviyoProfileView {
   events: KlaviyoRecordedEvent[];
 }
 
+/** A segment as Create Segment stored it. */
+export interface KlaviyoSegmentRecord extends SegmentInput {
+  id: string;
+  created: string;
+}
+
 export interface KlaviyoStandIn {
   url: string;
   /** Other keys → 401. */
   setApiKey(key: string): void;
-  /** The next POSTs answer these, in order; then normal again. */
+  /**
+   * The key's scopes (e.g. `['events:write']`); a request needing another answers 403, as
+   * Klaviyo does for a key without it. null (default) = a full-access key.
+   */
+  setScopes(scopes: readonly string[] | null): void;
+  /** Oldest `revision` accepted from now on (400 for older ones); null = any well-formed one. */
+  setRevisionMin(revision: string | null): void;
+  /** Segments created (kept across reset(), like account settings). */
+  readonly segments: readonly KlaviyoSegmentRecord[];
+  /** POST /api/segments answered 201. */
+  readonly segmentCreates: number;
+  /** The next POSTs (Create Event, Create Segment) answer these, in order; then normal again. */
   injectFaults(...faults: InjectedFault[]): void;
   /** Token bucket (burst defaults to `perSecond`); crossing it → 429 + Retry-After. null removes it. */
   setRateLimit(perSecond: number | null, burst?: number): void;
@@ -85,10 +109,18 @@ export interface KlaviyoStandInOptions extends StartOptions {
   revisionMin?: string;
   /** Emails that already have a profile (see seedProfiles). */
   profiles?: string[];
+  /** See setScopes; default null (full access). */
+  scopes?: readonly string[] | null;
+  /** Create Segment's daily limit (Klaviyo: 100/day); over it → 429. */
+  segmentCreatesPerDay?: number;
 }
 
 const EVENTS_PATH = '/api/events';
 const PROFILES_PATH = '/api/profiles';
+const SEGMENTS_PATH = '/api/segments';
+const METRICS_PATH = '/api/metrics';
+/** Get Metrics answers pages of this many (it has no page[size] parameter). */
+const METRICS_PAGE = 200;
 /** The only Get Profiles filter the bridge sends: `equals(email,"…")`, with `\"` and `\\` escapes. */
 const EMAIL_FILTER = /^equals\(email,"((?:[^"\\]|\\.)*)"\)$/;
 /** A stand-in extra (not a Klaviyo endpoint): the dedupe view as JSON, no auth. */
@@ -105,6 +137,14 @@ const ACCEPTED_TYPES = new Set([JSON_API, 'application/json']);
  */
 export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): Promise<KlaviyoStandIn> {
   let apiKey = options.apiKey ?? 'pk_stand_in';
+  let scopes: Set<string> | null = options.scopes ? new Set(options.scopes) : null;
+  let revisionMin = options.revisionMin;
+  const segments: KlaviyoSegmentRecord[] = [];
+  let segmentCreates = 0;
+  let segmentCreateTimes: number[] = [];
+  const segmentsPerDay = options.segmentCreatesPerDay ?? 100;
+  /** metric name → first time an event of it was recorded (Klaviyo creates a metric with its first event). */
+  const metrics = new Map<string, number>();
   const emitter = new EventEmitter();
   const faults = new FaultQueue();
   let rateLimit: { perSecond: number; burst: number } | null = null;
@@ -136,6 +176,7 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     }
     seen.add(key);
     const recorded: KlaviyoRecordedEvent = { ...event, receivedAt: Date.now() };
+    if (!metrics.has(event.metricName)) metrics.set(event.metricName, recorded.receivedAt);
     events.push(recorded);
     let profile = profiles.get(emailKey);
     if (!profile) {
@@ -199,6 +240,8 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
       ]);
     }
 
+    if (!hasScope(scopes, 'events:write')) return sendErrors(res, 403, [missingScopeError('events:write')]);
+
     // Klaviyo's limits are per account, so only authenticated requests spend tokens.
     if (bucket) {
       const taken = bucket.take();
@@ -220,7 +263,7 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
       }
     }
 
-    const revision = checkRevision(header(req, 'revision'), options.revisionMin);
+    const revision = checkRevision(header(req, 'revision'), revisionMin);
     if (!revision.ok) return sendErrors(res, 400, [revision.error]);
 
     const mediaType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
@@ -256,8 +299,15 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     if (recorded) emitter.emit('event', recorded);
   }
 
-  /** Checks the key as for POST; true when it was refused (the 401 is sent). */
-  function refuseKey(req: IncomingMessage, res: ServerResponse): boolean {
+  /** Checks the key and its scope as for POST; true when it was refused (the 401/403 is sent). */
+  function refuseKey(req: IncomingMessage, res: ServerResponse, scope: string): boolean {
+    if (refuseKeyOnly(req, res)) return true;
+    if (hasScope(scopes, scope)) return false;
+    sendErrors(res, 403, [missingScopeError(scope)]);
+    return true;
+  }
+
+  function refuseKeyOnly(req: IncomingMessage, res: ServerResponse): boolean {
     const authorization = req.headers.authorization;
     if (!authorization?.startsWith('Klaviyo-API-Key ')) {
       sendErrors(res, 401, [
@@ -295,10 +345,25 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
   ): Promise<void> {
     req.resume();
     if (latencyMs > 0) await server.delay(latencyMs);
-    if (refuseKey(req, res)) return;
-    const revision = checkRevision(header(req, 'revision'), options.revisionMin);
+    if (refuseKey(req, res, 'profiles:read')) return;
+    const revision = checkRevision(header(req, 'revision'), revisionMin);
     if (!revision.ok) return sendErrors(res, 400, [revision.error]);
     const url = new URL(req.url ?? '/', 'http://stand-in.invalid');
+    if (url.searchParams.get('filter') === null) {
+      // No filter: the first profiles, as Get Profiles lists them (what a scope probe asks).
+      const size = Math.min(100, Math.max(1, Number(url.searchParams.get('page[size]') ?? 20) || 20));
+      const emails = [...new Set([...seeded, ...profiles.keys()])].slice(0, size);
+      return sendJson(
+        res,
+        200,
+        {
+          data: emails.map((email) => ({ type: 'profile', id: profileId(email), attributes: { email } })),
+          links: { self: req.url ?? PROFILES_PATH, next: null, prev: null },
+        },
+        {},
+        JSON_API,
+      );
+    }
     const match = EMAIL_FILTER.exec(url.searchParams.get('filter') ?? '');
     if (!match) {
       return sendErrors(res, 400, [
@@ -316,7 +381,7 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     const email = (match[1] ?? '').replace(/\\(.)/g, '$1').trim().toLowerCase();
     profileLookups += 1;
     const known = seeded.has(email) || profiles.has(email);
-    const id = `01${createHash('sha256').update(email).digest('hex').slice(0, 24).toUpperCase()}`;
+    const id = profileId(email);
     sendJson(
       res,
       200,
@@ -331,8 +396,205 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     );
   }
 
+  /** Reads the JSON body of a POST to an account endpoint; undefined when an error was answered. */
+  async function readJsonBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<{ body: unknown } | undefined> {
+    let raw: Buffer;
+    try {
+      raw = await readBody(req);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        sendErrors(res, 413, [klaviyoError(413, 'too_large', 'Request too large.', 'Body over 1 MiB.')]);
+        return undefined;
+      }
+      throw err;
+    }
+    const mediaType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    if (!ACCEPTED_TYPES.has(mediaType)) {
+      sendErrors(res, 415, [
+        klaviyoError(
+          415,
+          'unsupported_media_type',
+          'Unsupported media type.',
+          `Content-Type must be ${JSON_API}.`,
+          {
+            header: 'content-type',
+          },
+        ),
+      ]);
+      return undefined;
+    }
+    try {
+      return { body: JSON.parse(raw.toString('utf8')) };
+    } catch {
+      sendErrors(res, 400, [
+        klaviyoError(400, 'parse_error', 'Malformed JSON.', 'The request body is not valid JSON.', {
+          pointer: '/',
+        }),
+      ]);
+      return undefined;
+    }
+  }
+
+  const segmentResource = (base: string, s: KlaviyoSegmentRecord) => ({
+    type: 'segment',
+    id: s.id,
+    attributes: {
+      name: s.name,
+      definition: s.definition,
+      created: s.created,
+      updated: s.created,
+      is_active: true,
+      is_processing: false,
+      is_starred: s.isStarred,
+    },
+    links: { self: `${base}${SEGMENTS_PATH}/${s.id}/` },
+  });
+
+  /** `GET|POST /api/segments`: Get Segments (segments:read) and Create Segment (segments:write). */
+  async function handleSegments(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: RunningServer,
+  ): Promise<void> {
+    const create = req.method === 'POST';
+    if (!create) req.resume();
+    if (latencyMs > 0) await server.delay(latencyMs);
+    if (refuseKey(req, res, create ? 'segments:write' : 'segments:read')) {
+      req.resume();
+      return;
+    }
+    const revision = checkRevision(header(req, 'revision'), revisionMin);
+    if (!revision.ok) {
+      req.resume();
+      return sendErrors(res, 400, [revision.error]);
+    }
+    if (!create) {
+      const url = new URL(req.url ?? '/', 'http://stand-in.invalid');
+      const query = parseSegmentQuery(url.searchParams);
+      if (!query.ok) return sendErrors(res, 400, [query.error]);
+      const matching = segments.filter((s) => query.name === null || s.name === query.name);
+      const page = matching.slice(query.offset, query.offset + query.pageSize);
+      const nextOffset = query.offset + query.pageSize;
+      const next = new URL(`${server.url}${SEGMENTS_PATH}`);
+      for (const [k, v] of url.searchParams) if (k !== 'page[cursor]') next.searchParams.set(k, v);
+      next.searchParams.set('page[cursor]', String(nextOffset));
+      return sendJson(
+        res,
+        200,
+        {
+          data: page.map((s) => segmentResource(server.url, s)),
+          links: {
+            self: `${server.url}${req.url ?? SEGMENTS_PATH}`,
+            next: nextOffset < matching.length ? next.toString() : null,
+            prev: null,
+          },
+        },
+        {},
+        JSON_API,
+      );
+    }
+    const read = await readJsonBody(req, res);
+    if (!read) return;
+    // Injected faults apply to Create Segment as to Create Event (a dropped answer, a 5xx).
+    const fault = faults.next();
+    if (fault?.delayMs) await server.delay(fault.delayMs);
+    if (fault?.drop) {
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.status !== undefined) return sendErrors(res, fault.status, [faultError(fault.status)]);
+    const validated = validateCreateSegment(read.body);
+    if (!validated.ok) return sendErrors(res, 400, validated.errors);
+    const now = Date.now();
+    segmentCreateTimes = segmentCreateTimes.filter((t) => t > now - 24 * 3600 * 1000);
+    if (segmentCreateTimes.length >= segmentsPerDay) {
+      return sendErrors(
+        res,
+        429,
+        [
+          klaviyoError(
+            429,
+            'throttled',
+            'Request was throttled.',
+            'Create Segment is limited to 100 per day.',
+          ),
+        ],
+        { 'retry-after': '3600' },
+      );
+    }
+    segmentCreateTimes.push(now);
+    segmentCreates += 1;
+    const record: KlaviyoSegmentRecord = {
+      ...validated.segment,
+      id: createHash('sha256')
+        .update(`${segments.length}:${validated.segment.name}:${now}`)
+        .digest('hex')
+        .slice(0, 6)
+        .toUpperCase(),
+      created: new Date(now).toISOString(),
+    };
+    segments.push(record);
+    sendJson(res, 201, { data: segmentResource(server.url, record) }, {}, JSON_API);
+  }
+
+  /** `GET /api/metrics` (metrics:read): one metric per name an event was recorded under. */
+  async function handleMetrics(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: RunningServer,
+  ): Promise<void> {
+    req.resume();
+    if (latencyMs > 0) await server.delay(latencyMs);
+    if (refuseKey(req, res, 'metrics:read')) return;
+    const revision = checkRevision(header(req, 'revision'), revisionMin);
+    if (!revision.ok) return sendErrors(res, 400, [revision.error]);
+    const url = new URL(req.url ?? '/', 'http://stand-in.invalid');
+    const offset = Number(url.searchParams.get('page[cursor]') ?? 0);
+    if (!Number.isInteger(offset) || offset < 0) {
+      return sendErrors(res, 400, [
+        klaviyoError(400, 'invalid', 'Invalid input.', 'Invalid page cursor.', { parameter: 'page[cursor]' }),
+      ]);
+    }
+    const all = [...metrics.entries()];
+    const page = all.slice(offset, offset + METRICS_PAGE);
+    const next =
+      offset + METRICS_PAGE < all.length
+        ? `${server.url}${METRICS_PATH}?page%5Bcursor%5D=${offset + METRICS_PAGE}`
+        : null;
+    sendJson(
+      res,
+      200,
+      {
+        data: page.map(([name, at]) => {
+          const id = createHash('sha256').update(name).digest('hex').slice(0, 6).toUpperCase();
+          return {
+            type: 'metric',
+            id,
+            attributes: {
+              name,
+              created: new Date(at).toISOString(),
+              updated: new Date(at).toISOString(),
+              integration: { object: 'integration', id: 'api', key: 'api', name: 'API', category: 'API' },
+            },
+            links: { self: `${server.url}${METRICS_PATH}/${id}/` },
+          };
+        }),
+        links: { self: `${server.url}${req.url ?? METRICS_PATH}`, next, prev: null },
+      },
+      {},
+      JSON_API,
+    );
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, server: RunningServer): Promise<void> {
     const path = pathOf(req);
+    if (path === SEGMENTS_PATH && (req.method === 'GET' || req.method === 'POST')) {
+      return handleSegments(req, res, server);
+    }
+    if (path === METRICS_PATH && req.method === 'GET') return handleMetrics(req, res, server);
     if (path === PROFILES_PATH && req.method === 'GET') return handleProfiles(req, res, server);
     if (path === RECORDED_PATH && req.method === 'GET') {
       req.resume();
@@ -367,6 +629,18 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     url: server.url,
     setApiKey(key) {
       apiKey = key;
+    },
+    setScopes(list) {
+      scopes = list === null ? null : new Set(list);
+    },
+    setRevisionMin(revision) {
+      revisionMin = revision ?? undefined;
+    },
+    get segments() {
+      return segments;
+    },
+    get segmentCreates() {
+      return segmentCreates;
     },
     injectFaults(...injected) {
       faults.push(injected);
@@ -428,6 +702,10 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     },
     close: () => server.close(),
   };
+}
+
+function profileId(email: string): string {
+  return `01${createHash('sha256').update(email).digest('hex').slice(0, 24).toUpperCase()}`;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -19,6 +19,12 @@ export class TokenBucket {
     this.last = now;
   }
 
+  /** Whole tokens left now, without taking one. */
+  remaining(now: number = Date.now()): number {
+    const tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
+    return Math.max(0, Math.floor(tokens));
+  }
+
   take(now: number = Date.now()): TakeResult {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
     this.last = Math.max(this.last, now);

@@ -1,7 +1,5 @@
 import { readGladlyEvent } from '@gk/domain';
-import { type TransitionJobData, transitionJobId } from '@gk/queue';
-import type { Queue } from 'bullmq';
-import { enqueueTransition } from '../enqueue-transition.js';
+import { addJobOnce, type BridgeQueues, type TransitionJobData, transitionJob } from '@gk/queue';
 
 export interface BackfillSummary {
   dryRun: boolean;
@@ -24,7 +22,8 @@ export interface BackfillSummary {
 }
 
 export interface BackfillDeps {
-  transitions: Queue<TransitionJobData>;
+  /** The bridge's queues (transitions are added there, the same JobSpec path as the webhook's). */
+  queues: BridgeQueues;
   dryRun: boolean;
   now: () => Date;
   /** Stores in flight at once. Default 16. */
@@ -80,16 +79,18 @@ export async function backfillEvents(
   };
 
   const store = async (transition: TransitionJobData) => {
+    const spec = transitionJob(transition);
     if (deps.dryRun) {
-      const jobId = transitionJobId(transition.eventId);
-      const client = (await deps.transitions.getBackend().client) as unknown as WithExists;
-      const present = seenInDryRun.has(jobId) || (await client.exists(deps.transitions.toKey(jobId))) === 1;
+      const jobId = spec.jobId;
+      const client = (await deps.queues.transitions.getBackend().client) as unknown as WithExists;
+      const present =
+        seenInDryRun.has(jobId) || (await client.exists(deps.queues.transitions.toKey(jobId))) === 1;
       seenInDryRun.add(jobId);
       if (present) summary.alreadyPresent += 1;
       else summary.missing += 1;
       return;
     }
-    const result = await enqueueTransition(deps.transitions, transition);
+    const result = await addJobOnce(deps.queues, spec);
     if (result.outcome === 'duplicate') summary.alreadyPresent += 1;
     else {
       summary.missing += 1;

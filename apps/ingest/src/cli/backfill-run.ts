@@ -1,6 +1,15 @@
 import { EVENTS_WINDOW_MS, GladlyError, streamGladlyEvents } from '@gk/gladly';
-import { closeQueues, createProducerConnection, createQueues, queuePrefix } from '@gk/queue';
-import { ConfigError, envUrl, parseEnv, redisEnvShape, waitForRedis } from '@gk/runtime';
+import { openBridgeQueues } from '@gk/queue';
+import {
+  ConfigError,
+  envUrl,
+  parseEnv,
+  REDIS_SECRETS,
+  redisEnvShape,
+  required,
+  requiredSecret,
+  waitForRedis,
+} from '@gk/runtime';
 import { z } from 'zod';
 import {
   BACKFILL_USAGE,
@@ -25,20 +34,16 @@ export interface BackfillCliOptions {
   progressEveryMs?: number;
 }
 
-const required = (what: string) =>
-  z.preprocess(
-    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
-    z.string({ message: `is required (${what})` }).min(1),
-  );
-
 const BackfillEnv = z.object({
   ...redisEnvShape,
   GLADLY_API_URL: envUrl().pipe(
     z.string({ message: 'is required: an http(s) URL such as https://acme.gladly.com' }),
   ),
   GLADLY_API_USER: required("the Gladly API user's email"),
-  GLADLY_API_TOKEN: required('a Gladly API token'),
+  GLADLY_API_TOKEN: requiredSecret('a Gladly API token'),
 });
+
+const BACKFILL_SECRETS = [...REDIS_SECRETS, 'GLADLY_API_TOKEN'];
 
 /** The whole CLI: parses, connects, reads Gladly's events, stores the transitions, answers an exit status. */
 export async function runBackfillCli(
@@ -63,7 +68,7 @@ export async function runBackfillCli(
 
   let config: z.infer<typeof BackfillEnv>;
   try {
-    config = parseEnv(BackfillEnv, env);
+    config = parseEnv(BackfillEnv, env, { secrets: BACKFILL_SECRETS });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     io.stderr(`gk-backfill: ${err.message}\n`);
@@ -73,15 +78,15 @@ export async function runBackfillCli(
   const until = now();
   // A few milliseconds pass before Gladly sees the request: keep `startAt` inside its window.
   const startAt = new Date(Math.max(command.since.getTime(), until.getTime() - EVENTS_WINDOW_MS + 5_000));
-  const cluster = config.REDIS_CLUSTER_NODES.length > 0;
-  const connection = createProducerConnection(
-    { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES },
+  const bridge = openBridgeQueues(
+    { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES, prefix: config.QUEUE_PREFIX },
+    'producer',
     'backfill-cli',
   );
+  const { connection, queues } = bridge;
   connection.on('error', () => {
     // Reported once below; ioredis would otherwise print every reconnect attempt.
   });
-  const queues = createQueues(connection, queuePrefix(config.QUEUE_PREFIX, cluster));
   const header = {
     since: startAt.toISOString(),
     until: until.toISOString(),
@@ -104,7 +109,7 @@ export async function runBackfillCli(
       { startAt, entities: ['CONVERSATION'] },
     );
     const summary = await backfillEvents(lines, {
-      transitions: queues.transitions,
+      queues,
       dryRun: command.dryRun,
       now,
       onProgress: (s) => {
@@ -127,8 +132,7 @@ export async function runBackfillCli(
     }
     return EXIT.failed;
   } finally {
-    await closeQueues(queues);
-    await connection.quit().catch(() => connection.disconnect());
+    await bridge.close();
   }
 }
 

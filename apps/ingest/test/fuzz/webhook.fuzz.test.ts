@@ -81,7 +81,7 @@ beforeAll(async () => {
       QUEUE_PREFIX: prefix,
       HOST: '127.0.0.1',
       PORT: String(port),
-      WEBHOOK_BASIC_AUTH: HOOK_PASSWORDS.map((p) => `${HOOK_USER}:${p}`).join(','),
+      WEBHOOK_BASIC_AUTH: JSON.stringify(HOOK_PASSWORDS.map((p) => `${HOOK_USER}:${p}`)),
       WEBHOOK_TOKENS: HOOK_TOKEN,
       ADMIN_USERNAME: ADMIN_USER,
       ADMIN_PASSWORD,

@@ -68,3 +68,34 @@ describe('describeTarget', () => {
     );
   });
 });
+
+describe('parseCliArgs: spool', () => {
+  it('reads list, requeue and drop of dead-lettered spool entries', () => {
+    expect(parseCliArgs(['spool', 'list'])).toEqual({ kind: 'spool-list', json: false });
+    expect(parseCliArgs(['spool', 'list', '--json', '--spool', '/data/ingest.spool'])).toEqual({
+      kind: 'spool-list',
+      json: true,
+      spool: '/data/ingest.spool',
+    });
+    expect(parseCliArgs(['spool', 'requeue', 'a1', 'b2'])).toEqual({
+      kind: 'spool-requeue',
+      json: false,
+      target: { ids: ['a1', 'b2'] },
+    });
+    expect(parseCliArgs(['spool', 'drop', '--all'])).toEqual({
+      kind: 'spool-drop',
+      json: false,
+      target: { all: true },
+    });
+  });
+
+  it.each([
+    [['spool'], /list, requeue or drop/],
+    [['spool', 'requeue'], /exactly one of/],
+    [['spool', 'drop', 'a1', '--all'], /exactly one of/],
+    [['spool', 'list', '--queue', 'deliveries'], /--queue does not apply/],
+    [['counts', '--spool', 'x'], /--spool does not apply/],
+  ])('refuses %j', (argv, message) => {
+    expect(() => parseCliArgs(argv)).toThrow(message);
+  });
+});

@@ -11,15 +11,21 @@ Commands:
   retry <job-id>...         retry these failed jobs (ids as "failed" shows them)
   retry --all               retry every failed job
   retry --reason <regex>    retry the failed jobs whose reason matches
+  spool list                the ingest spool's dead-lettered entries (run where the spool volume is)
+  spool requeue <id>...     store these dead-lettered entries in their queues (or --all)
+  spool drop <id>...        delete these dead-lettered entries (or --all)
 
 Options:
   --queue <name>     transitions, deliveries or customer-changes (default: all)
   --reason <regex>   only failed jobs whose reason matches (case-insensitive JavaScript regex)
   --limit <n>        failed: show at most n jobs (default 50)
+  --spool <path>     spool: the spool file (default INGEST_SPOOL_PATH, else .data/spool/ingest-<PORT>.spool);
+                     its dead-letter file is <path>.dead
   --json             one JSON document on stdout, for scripts
   -h, --help         show this text
 
-Environment (the same as the services): REDIS_URL, REDIS_CLUSTER_NODES, QUEUE_PREFIX.
+Environment (the same as the services): REDIS_URL, REDIS_CLUSTER_NODES, QUEUE_PREFIX;
+for spool: INGEST_SPOOL_PATH (and PORT for its default).
 
 Exit status: 0 done; 1 Redis or configuration error, or a job to retry was not found or not
 failed; 2 usage error.
@@ -28,7 +34,9 @@ Examples:
   npm run jobs -- counts
   npm run jobs -- failed --queue deliveries --json
   npm run jobs -- retry --reason "klaviyo 400"
-  npm run jobs -- retry d-7Qk2mLxT1aVb0cD9fGh3w-0a1b2c3d4e5f60718293a4b5`;
+  npm run jobs -- retry d-7Qk2mLxT1aVb0cD9fGh3w-0a1b2c3d4e5f60718293a4b5
+  npm run jobs -- spool list
+  npm run jobs -- spool requeue 3f9a1c77e2`;
 
 export type QueueSelection = readonly QueueName[];
 
@@ -41,7 +49,12 @@ export type CliCommand =
       queues: QueueSelection;
       json: boolean;
       target: { ids: string[] } | { all: true } | { reason: RegExp };
-    };
+    }
+  | { kind: 'spool-list'; spool?: string; json: boolean }
+  | { kind: 'spool-requeue'; spool?: string; json: boolean; target: SpoolTarget }
+  | { kind: 'spool-drop'; spool?: string; json: boolean; target: SpoolTarget };
+
+export type SpoolTarget = { ids: string[] } | { all: true };
 
 /** A mistake in how the command was called: printed with the usage text, exit status 2. */
 export class UsageError extends Error {
@@ -89,7 +102,9 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   const { values, positionals } = parsed;
   if (values.help) return { kind: 'help' };
   const [command, ...rest] = positionals;
-  if (command === undefined) throw new UsageError('a command is required: counts, failed or retry');
+  if (command === undefined) throw new UsageError('a command is required: counts, failed, retry or spool');
+  if (command === 'spool') return spoolCommand(rest, values);
+  if (values.spool !== undefined) throw new UsageError(`--spool does not apply to "${command}"`);
 
   const queues = queuesFrom(values.queue);
   const json = values.json ?? false;
@@ -125,7 +140,35 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       return { kind: 'retry', queues, json, target };
     }
     default:
-      throw new UsageError(`unknown command "${command}": use counts, failed or retry`);
+      throw new UsageError(`unknown command "${command}": use counts, failed, retry or spool`);
+  }
+}
+
+function spoolCommand(rest: readonly string[], values: ReturnType<typeof parse>['values']): CliCommand {
+  const [sub, ...ids] = rest;
+  for (const option of ['queue', 'reason', 'limit'] as const) {
+    if (values[option] !== undefined) throw new UsageError(`--${option} does not apply to "spool"`);
+  }
+  const json = values.json ?? false;
+  const spool = values.spool;
+  if (spool !== undefined && spool.trim() === '') throw new UsageError('--spool needs a path');
+  const where = spool === undefined ? {} : { spool };
+  switch (sub) {
+    case 'list':
+      if (ids.length > 0 || values.all) throw new UsageError('"spool list" takes no ids and no --all');
+      return { kind: 'spool-list', json, ...where };
+    case 'requeue':
+    case 'drop': {
+      if (ids.length > 0 === (values.all === true)) {
+        throw new UsageError(`spool ${sub} needs exactly one of: entry ids, or --all`);
+      }
+      const target: SpoolTarget = values.all ? { all: true } : { ids };
+      return sub === 'requeue'
+        ? { kind: 'spool-requeue', json, target, ...where }
+        : { kind: 'spool-drop', json, target, ...where };
+    }
+    default:
+      throw new UsageError(`spool needs list, requeue or drop (got "${sub ?? ''}")`);
   }
 }
 
@@ -140,6 +183,7 @@ function parse(argv: readonly string[]) {
       limit: { type: 'string' },
       all: { type: 'boolean' },
       json: { type: 'boolean' },
+      spool: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -1,15 +1,26 @@
+import { join, resolve } from 'node:path';
+import { type BridgeQueues, deadLetterPath, openBridgeQueues } from '@gk/queue';
 import {
-  type BridgeQueues,
-  closeQueues,
-  createProducerConnection,
-  createQueues,
-  queuePrefix,
-} from '@gk/queue';
-import { ConfigError, parseEnv, redisEnvShape, waitForRedis } from '@gk/runtime';
+  ConfigError,
+  envInt,
+  envString,
+  parseEnv,
+  REDIS_SECRETS,
+  redisEnvShape,
+  waitForRedis,
+} from '@gk/runtime';
 import { z } from 'zod';
 import { type CliCommand, parseCliArgs, USAGE, UsageError } from './args.js';
 import { countJobs, listFailed, retryFailed } from './failed-jobs.js';
 import { formatCounts, formatFailed, formatRetry } from './format.js';
+import {
+  dropDeadLetters,
+  formatDeadLetters,
+  formatDrop,
+  formatRequeue,
+  listDeadLetters,
+  requeueDeadLetters,
+} from './spool-dead-letters.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -18,7 +29,12 @@ export interface CliIo {
   stderr: (text: string) => void;
 }
 
-const CliEnv = z.object(redisEnvShape);
+const CliEnv = z.object({
+  ...redisEnvShape,
+  /** Where the ingest's spool is (its dead-letter file is beside it); the ingest's own default. */
+  INGEST_SPOOL_PATH: envString(),
+  PORT: envInt(3000, 1, 65535),
+});
 
 /** Where the CLI connects, for messages: never the password of a redis:// URL. */
 export function describeTarget(url: string, clusterNodes: readonly string[]): string {
@@ -32,7 +48,9 @@ export function describeTarget(url: string, clusterNodes: readonly string[]): st
   }
 }
 
-async function execute(command: Exclude<CliCommand, { kind: 'help' }>, queues: BridgeQueues, io: CliIo) {
+type RedisCommand = Extract<CliCommand, { kind: 'counts' | 'failed' | 'retry' | 'spool-requeue' }>;
+
+async function execute(command: RedisCommand, queues: BridgeQueues, io: CliIo, spoolPath: string) {
   const out = (json: unknown, text: string) =>
     io.stdout(`${command.json ? JSON.stringify(json, null, 2) : text}\n`);
   switch (command.kind) {
@@ -55,7 +73,23 @@ async function execute(command: Exclude<CliCommand, { kind: 'help' }>, queues: B
       // Naming a job that cannot be retried is an error a script should notice.
       return report.refused.length > 0 ? EXIT.failed : EXIT.ok;
     }
+    case 'spool-requeue': {
+      const report = await requeueDeadLetters(deadLetterPath(spoolPath), queues, command.target);
+      out(report, formatRequeue(report));
+      return problemsOf(report, io);
+    }
   }
+}
+
+/** Entries not handled go to stderr too, and make the exit status 1: a script should notice. */
+function problemsOf(
+  report: { refused?: { id: string; reason: string }[]; notFound: string[] },
+  io: CliIo,
+): number {
+  const refused = report.refused ?? [];
+  for (const r of refused) io.stderr(`gk-jobs: ${r.id} not requeued: ${r.reason}\n`);
+  for (const id of report.notFound) io.stderr(`gk-jobs: no dead-lettered entry ${id}\n`);
+  return refused.length + report.notFound.length > 0 ? EXIT.failed : EXIT.ok;
 }
 
 /** The whole CLI: parses, connects, runs one command, answers an exit status. */
@@ -80,23 +114,47 @@ export async function runJobsCli(
 
   let config: z.infer<typeof CliEnv>;
   try {
-    config = parseEnv(CliEnv, env);
+    config = parseEnv(CliEnv, env, { secrets: REDIS_SECRETS });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     io.stderr(`gk-jobs: ${err.message}\n`);
     return EXIT.failed;
   }
 
-  const cluster = config.REDIS_CLUSTER_NODES.length > 0;
+  const spoolPath = resolve(
+    ('spool' in command ? command.spool : undefined) ??
+      config.INGEST_SPOOL_PATH ??
+      join('.data', 'spool', `ingest-${config.PORT}.spool`),
+  );
+  const json = (value: unknown, text: string) =>
+    io.stdout(`${command.json ? JSON.stringify(value, null, 2) : text}\n`);
+  // The dead-letter file only: no Redis needed.
+  try {
+    if (command.kind === 'spool-list') {
+      const list = await listDeadLetters(deadLetterPath(spoolPath));
+      json(list, formatDeadLetters(list));
+      return EXIT.ok;
+    }
+    if (command.kind === 'spool-drop') {
+      const report = await dropDeadLetters(deadLetterPath(spoolPath), command.target);
+      json(report, formatDrop(report));
+      return problemsOf(report, io);
+    }
+  } catch (err) {
+    io.stderr(`gk-jobs: ${(err as Error).message}\n`);
+    return EXIT.failed;
+  }
+
   const target = describeTarget(config.REDIS_URL, config.REDIS_CLUSTER_NODES);
-  const connection = createProducerConnection(
-    { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES },
+  const bridge = openBridgeQueues(
+    { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES, prefix: config.QUEUE_PREFIX },
+    'producer',
     'jobs-cli',
   );
+  const { connection } = bridge;
   connection.on('error', () => {
     // Reported once below; ioredis would otherwise print every reconnect attempt.
   });
-  let queues: BridgeQueues | undefined;
   try {
     try {
       await waitForRedis(connection, options.connectTimeoutMs ?? 5_000);
@@ -104,13 +162,11 @@ export async function runJobsCli(
       io.stderr(`gk-jobs: Redis unreachable at ${target}: ${(err as Error).message}\n`);
       return EXIT.failed;
     }
-    queues = createQueues(connection, queuePrefix(config.QUEUE_PREFIX, cluster));
-    return await execute(command, queues, io);
+    return await execute(command, bridge.queues, io, spoolPath);
   } catch (err) {
     io.stderr(`gk-jobs: ${(err as Error).message}\n`);
     return EXIT.failed;
   } finally {
-    if (queues) await closeQueues(queues);
-    await connection.quit().catch(() => connection.disconnect());
+    await bridge.close();
   }
 }

@@ -81,6 +81,8 @@ export interface StackOptions {
   logLevel?: string;
   /** Added to every worker's environment. */
   workerEnv?: Record<string, string>;
+  /** Give the workers GLADLY_WEBHOOK_URL: the ingest's webhook URL (its port is chosen here). */
+  webhookUrl?: boolean;
   /**
    * A Redis Cluster of three masters instead of one redis-server (default: when the tests are
    * told to use a cluster, REDIS_CLUSTER_NODES set). `redis` is then the master serving the
@@ -224,6 +226,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     KLAVIYO_API_URL: klaviyo.url,
     KLAVIYO_API_KEY: KLAVIYO_KEY,
     LOG_LEVEL: logLevel,
+    ...(options.webhookUrl ? { GLADLY_WEBHOOK_URL: `${ingestUrl}/webhooks/gladly` } : {}),
     ...options.workerEnv,
   };
 

@@ -9,18 +9,21 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { crc32 } from 'node:zlib';
+import { decodeRecord, encodeRecord, type StoredJobSpec } from '@gk/queue';
+import { SpoolLock, type SpoolLockOptions } from './spool-lock.js';
+
+export { SpoolLockedError } from './spool-lock.js';
 
 /**
  * The ingest's local spool: where a webhook goes when Redis does not store it, so Gladly still
- * gets its 200 (it deactivates a webhook after about an hour of failed deliveries). A relay
- * (spool-relay.ts) moves the entries into their queues, oldest first, once Redis answers again.
+ * gets its 200 (it deactivates a webhook after about an hour of failed deliveries). The relay
+ * (relay.ts) moves the entries into their queues, oldest first, once Redis answers again.
  *
  * Storage: one append-only file, one record per line, `crc32 json\n`:
- *   {"s":7,"j":{…job…}}   entry 7 (a job for a queue, with the job id the ingest derived)
- *   {"d":7}               entries up to 7 are in Redis (written by the relay, never fsync'd:
- *                         losing it only means those entries are relayed again, and their job
- *                         ids make that a no-op)
+ *   {"s":7,"j":{…job spec…}}  entry 7 (queue, name, job id, payload: a StoredJobSpec)
+ *   {"d":7}                   entries up to 7 are in Redis (written by the relay, never fsync'd:
+ *                             losing it only means those entries are relayed again, and their
+ *                             job ids make that a no-op)
  * An append resolves only after fdatasync, so a 200 is never answered for an entry a crash could
  * lose. Appends arriving while a write is in flight are written and synced together (group
  * commit): one fsync per batch, not per webhook, and the event loop never blocks on the disk.
@@ -28,36 +31,42 @@ import { crc32 } from 'node:zlib';
  * never acknowledged); the file is then rewritten with only the pending entries. When every
  * entry has been relayed the file is truncated to zero.
  *
+ * Every write that fails is taken back (truncated to where it began), so the next record never
+ * lands on a damaged line; a failed rewrite at open keeps the original file. The file is owned by
+ * one ingest at a time (spool-lock.ts); before each write the lock is read back.
+ *
  * Why not SQLite (better-sqlite3): it needs a native build (its prebuilt binaries are downloaded
  * from outside the npm registry at install time), its synchronous API would stall every request
  * during each fsync, and a FIFO of small records needs none of SQL.
  */
 
-/** A job the way the relay adds it: to this queue, with this name, id and payload. */
-export interface SpooledJob {
-  queue: string;
-  name: string;
-  jobId: string;
-  data: unknown;
-}
+/** A job written to the spool: a stored JobSpec (queue, name, id, payload). */
+export type SpooledJob = StoredJobSpec;
 
 export interface SpoolEntry {
   seq: number;
-  job: SpooledJob;
+  /** As written; undefined when the record no longer reads back (damaged on disk). */
+  job: unknown;
 }
 
 export class SpoolFullError extends Error {
   override name = 'SpoolFullError';
 }
 
-export class SpoolLockedError extends Error {
-  override name = 'SpoolLockedError';
-}
+/** The spool's file operations, for the fault seam. */
+export type SpoolOp = 'append' | 'peek' | 'mark' | 'rewrite';
 
-export interface SpoolOptions {
+/**
+ * Test seam: called before each file operation; a fault it answers is raised there (after half
+ * the bytes are written, for a partial write), as a full disk or a failing device would.
+ */
+export type SpoolFaults = (op: SpoolOp) => { error: NodeJS.ErrnoException; partial?: boolean } | undefined;
+
+export interface SpoolOptions extends SpoolLockOptions {
   path: string;
   /** Entries held at most; an append beyond it fails with SpoolFullError. */
   maxEntries: number;
+  faults?: SpoolFaults;
 }
 
 export interface SpoolOpenReport {
@@ -67,6 +76,8 @@ export interface SpoolOpenReport {
   corrupt: number;
   /** A last record cut short by a crash (never acknowledged, dropped). */
   torn: boolean;
+  /** The rewrite at open failed (e.g. a full disk): the original file is kept as it was. */
+  rewriteFailed?: string;
 }
 
 interface Pending {
@@ -82,23 +93,7 @@ interface QueuedAppend {
   reject: (err: unknown) => void;
 }
 
-function encodeRecord(record: object): Buffer {
-  const json = JSON.stringify(record);
-  const sum = crc32(json).toString(16).padStart(8, '0');
-  return Buffer.from(`${sum} ${json}\n`, 'utf8');
-}
-
-/** The record of one line (without its newline), or null when its checksum does not match. */
-function decodeRecord(line: string): { s?: number; j?: SpooledJob; d?: number } | null {
-  if (line.length < 10 || line[8] !== ' ') return null;
-  const json = line.slice(9);
-  if (crc32(json).toString(16).padStart(8, '0') !== line.slice(0, 8)) return null;
-  try {
-    return JSON.parse(json) as { s?: number; j?: SpooledJob; d?: number };
-  } catch {
-    return null;
-  }
-}
+type SpoolRecord = { s?: number; j?: unknown; d?: number };
 
 async function fsyncDir(dir: string): Promise<void> {
   const handle = await open(dir, constants.O_RDONLY);
@@ -109,43 +104,15 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * One process per spool file: two ingests appending to one file would each truncate the other's
- * entries. A lock file holds the owner's pid; a lock left by a dead process is taken over.
- */
-async function acquireLock(lockPath: string): Promise<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(lockPath, String(process.pid), { flag: 'wx' });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
-      throw new SpoolLockedError(
-        `the spool ${lockPath.replace(/\.lock$/, '')} is in use by process ${owner}: give each ingest its own INGEST_SPOOL_PATH`,
-      );
-    }
-    await unlink(lockPath).catch(() => {});
-  }
-  throw new SpoolLockedError(`could not take the spool lock ${lockPath}`);
+function fault(faults: SpoolFaults | undefined, op: SpoolOp) {
+  return faults?.(op);
 }
 
 export class Spool {
   readonly path: string;
   readonly maxEntries: number;
-  readonly #lockPath: string;
+  readonly #lock: SpoolLock;
+  readonly #faults: SpoolFaults | undefined;
   #file: FileHandle;
   #size: number;
   #lastSeq: number;
@@ -161,6 +128,7 @@ export class Spool {
 
   private constructor(
     options: SpoolOptions,
+    lock: SpoolLock,
     file: FileHandle,
     size: number,
     pending: Pending[],
@@ -168,11 +136,17 @@ export class Spool {
   ) {
     this.path = options.path;
     this.maxEntries = options.maxEntries;
-    this.#lockPath = `${options.path}.lock`;
+    this.#lock = lock;
+    this.#faults = options.faults;
     this.#file = file;
     this.#size = size;
     this.#pending = pending;
     this.#lastSeq = lastSeq;
+    lock.onLost(() => {
+      this.#broken = new Error(
+        `another ingest took over the spool ${this.path}; this one no longer writes to it (give each ingest its own INGEST_SPOOL_PATH)`,
+      );
+    });
   }
 
   /**
@@ -182,60 +156,83 @@ export class Spool {
   static async open(options: SpoolOptions): Promise<{ spool: Spool; report: SpoolOpenReport }> {
     const dir = dirname(options.path);
     await mkdir(dir, { recursive: true });
-    await acquireLock(`${options.path}.lock`);
+    const lock = await SpoolLock.acquire(`${options.path}.lock`, options.path, options);
     try {
       const raw = await readFile(options.path).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') return Buffer.alloc(0);
         throw err;
       });
-      const entries: { seq: number; bytes: Buffer }[] = [];
+      const entries: { seq: number; start: number; bytes: Buffer }[] = [];
       let done = 0;
       let corrupt = 0;
       let torn = false;
       let lastSeq = 0;
       let start = 0;
+      /** End of the last complete line: where the next record may go. */
+      let validEnd = 0;
       while (start < raw.length) {
         const end = raw.indexOf(0x0a, start);
         if (end < 0) {
           torn = true; // a last record without its newline: the write was cut short
           break;
         }
-        const record = decodeRecord(raw.toString('utf8', start, end));
+        const record = decodeRecord<SpoolRecord>(raw.toString('utf8', start, end));
         if (record === null) {
           // A damaged last line is a torn write; one followed by good records is corruption.
           if (end === raw.length - 1) torn = true;
           else corrupt += 1;
-        } else if (typeof record.s === 'number' && record.j) {
-          entries.push({ seq: record.s, bytes: raw.subarray(start, end + 1) });
+        } else if (typeof record.s === 'number' && record.j !== undefined) {
+          entries.push({ seq: record.s, start, bytes: raw.subarray(start, end + 1) });
           lastSeq = Math.max(lastSeq, record.s);
         } else if (typeof record.d === 'number') {
           done = Math.max(done, record.d);
         }
         start = end + 1;
+        validEnd = start;
       }
       const kept = entries.filter((e) => e.seq > done);
+      const report: SpoolOpenReport = { recovered: kept.length, corrupt, torn };
       // Rewrite the file with only what is still pending (atomically: temp file, fsync, rename),
       // unless it holds exactly that already.
       const clean = kept.length === entries.length && corrupt === 0 && !torn && done === 0;
+      let rewritten = clean;
       if (!clean) {
         const temp = join(dir, `.${basename(options.path)}.tmp`);
-        await writeFile(temp, Buffer.concat(kept.map((e) => e.bytes)), { flush: true });
-        await rename(temp, options.path);
+        try {
+          const injected = fault(options.faults, 'rewrite');
+          if (injected) throw injected.error;
+          await writeFile(temp, Buffer.concat(kept.map((e) => e.bytes)), { flush: true });
+          await rename(temp, options.path);
+          rewritten = true;
+        } catch (err) {
+          // A full disk must not keep the ingest from starting: keep the original file (its
+          // relayed entries are skipped by the offsets below; the done marker stays valid).
+          await unlink(temp).catch(() => {});
+          report.rewriteFailed = (err as Error).message;
+        }
       }
       const file = await open(options.path, 'a');
-      if (!clean || raw.length === 0) await fsyncDir(dir);
       const pending: Pending[] = [];
-      let offset = 0;
-      for (const e of kept) {
-        pending.push({ seq: e.seq, offset, length: e.bytes.length });
-        offset += e.bytes.length;
+      let size: number;
+      if (rewritten) {
+        if (!clean || raw.length === 0) await fsyncDir(dir);
+        size = 0;
+        for (const e of kept) {
+          pending.push({ seq: e.seq, offset: size, length: e.bytes.length });
+          size += e.bytes.length;
+        }
+      } else {
+        // A torn tail is cut off (truncating needs no space), so the next record starts a line.
+        if (validEnd < raw.length) {
+          await file.truncate(validEnd);
+          await file.datasync();
+        }
+        size = validEnd;
+        for (const e of kept) pending.push({ seq: e.seq, offset: e.start, length: e.bytes.length });
       }
-      return {
-        spool: new Spool(options, file, offset, pending, lastSeq),
-        report: { recovered: kept.length, corrupt, torn },
-      };
+      return { spool: new Spool(options, lock, file, size, pending, lastSeq), report };
     } catch (err) {
-      await unlink(`${options.path}.lock`).catch(() => {});
+      await lock.release();
       throw err;
     }
   }
@@ -249,7 +246,7 @@ export class Spool {
     return this.depth >= this.maxEntries;
   }
 
-  /** Why the spool cannot take entries (a failed write it could not undo), or null. */
+  /** Why the spool cannot take entries (a failed write it could not undo, a lost lock), or null. */
   get broken(): Error | null {
     return this.#broken;
   }
@@ -271,17 +268,19 @@ export class Spool {
     });
   }
 
-  /** The oldest `max` entries waiting, in order. */
+  /** The oldest `max` entries waiting, in order. Throws on a read error (the relay retries). */
   async peek(max: number): Promise<SpoolEntry[]> {
     const batch = this.#pending.slice(this.#head, this.#head + max);
     const first = batch[0];
     const last = batch[batch.length - 1];
     if (!first || !last) return [];
+    const injected = fault(this.#faults, 'peek');
+    if (injected) throw injected.error;
     const span = last.offset + last.length - first.offset;
     const buffer = Buffer.alloc(span);
     const reader = await open(this.path, 'r');
+    let read = 0;
     try {
-      let read = 0;
       while (read < span) {
         const { bytesRead } = await reader.read(buffer, read, span - read, first.offset + read);
         if (bytesRead === 0) break;
@@ -290,37 +289,43 @@ export class Spool {
     } finally {
       await reader.close();
     }
+    if (read < span) throw new Error(`the spool file ends before entry ${last.seq}`);
     return batch.map((p) => {
       const at = p.offset - first.offset;
-      const record = decodeRecord(buffer.toString('utf8', at, at + p.length - 1));
-      if (!record?.j || record.s !== p.seq) throw new Error(`spool entry ${p.seq} does not read back`);
-      return { seq: p.seq, job: record.j };
+      const record = decodeRecord<SpoolRecord>(buffer.toString('utf8', at, at + p.length - 1));
+      // Damaged on disk since it was written: the relay dead-letters it rather than stop on it.
+      return { seq: p.seq, job: record?.s === p.seq ? record.j : undefined };
     });
   }
 
-  /** Marks every entry up to `seq` as stored in Redis. */
+  /**
+   * Marks every entry up to `seq` as stored in Redis. In memory at once; on disk as a marker (or,
+   * when nothing is left, by truncating the file). A failed disk write is taken back and thrown:
+   * the entries are in Redis either way, and would only be relayed again after a restart.
+   */
   markRelayed(seq: number): Promise<void> {
     return this.#serially(async () => {
       let head = this.#head;
       while (head < this.#pending.length && (this.#pending[head]?.seq ?? Infinity) <= seq) head += 1;
       if (head === this.#head) return;
       this.#head = head;
-      if (this.#head === this.#pending.length) {
+      if (this.#head === this.#pending.length && this.#queued.length === 0) {
         // Everything relayed: start the file afresh instead of letting it grow.
         this.#pending = [];
         this.#head = 0;
+        if (!(await this.#lock.owned())) throw this.#broken ?? new Error('the spool lock is lost');
+        const injected = fault(this.#faults, 'mark');
+        if (injected) throw injected.error;
         await this.#file.truncate(0);
-        await this.#file.datasync();
         this.#size = 0;
+        await this.#file.datasync();
         return;
       }
       if (this.#head > 4096 && this.#head * 2 > this.#pending.length) {
         this.#pending = this.#pending.slice(this.#head);
         this.#head = 0;
       }
-      const bytes = encodeRecord({ d: seq });
-      await this.#writeAll(bytes);
-      this.#size += bytes.length;
+      await this.#write(encodeRecord({ d: seq }), 'mark', false);
     });
   }
 
@@ -331,9 +336,9 @@ export class Spool {
     await this.#serially(async () => {
       const empty = this.depth === 0;
       await this.#file.close();
-      if (empty) await unlink(this.path).catch(() => {});
+      if (empty && (await this.#lock.owned())) await unlink(this.path).catch(() => {});
     });
-    await unlink(this.#lockPath).catch(() => {});
+    await this.#lock.release();
   }
 
   #serially(op: () => Promise<void>): Promise<void> {
@@ -342,12 +347,33 @@ export class Spool {
     return run;
   }
 
-  async #writeAll(bytes: Buffer): Promise<void> {
-    let written = 0;
-    while (written < bytes.length) {
-      const { bytesWritten } = await this.#file.write(bytes, written, bytes.length - written);
-      written += bytesWritten;
+  /**
+   * Writes `bytes` at the end of the file (and syncs them when `sync`); on failure truncates back
+   * to where the write began, so the next record does not land on a damaged line, and throws.
+   * A truncation that fails too leaves the spool broken: it takes no more entries.
+   */
+  async #write(bytes: Buffer, op: SpoolOp, sync: boolean): Promise<void> {
+    if (!(await this.#lock.owned())) throw this.#broken ?? new Error('the spool lock is lost');
+    try {
+      const injected = fault(this.#faults, op);
+      let written = 0;
+      const limit = injected ? (injected.partial ? Math.floor(bytes.length / 2) : 0) : bytes.length;
+      while (written < limit) {
+        const { bytesWritten } = await this.#file.write(bytes, written, limit - written);
+        written += bytesWritten;
+      }
+      if (injected) throw injected.error;
+      if (sync) await this.#file.datasync();
+    } catch (err) {
+      try {
+        await this.#file.truncate(this.#size);
+        await this.#file.datasync();
+      } catch (undo) {
+        this.#broken = new Error(`the spool file could not be written (${(undo as Error).message})`);
+      }
+      throw err;
     }
+    this.#size += bytes.length;
   }
 
   async #flush(): Promise<void> {
@@ -355,27 +381,18 @@ export class Spool {
     const batch = this.#queued;
     this.#queued = [];
     if (batch.length === 0) return;
-    const bytes = Buffer.concat(batch.map((b) => b.bytes));
+    const offset = this.#size;
     try {
-      await this.#writeAll(bytes);
-      await this.#file.datasync();
+      await this.#write(Buffer.concat(batch.map((b) => b.bytes)), 'append', true);
     } catch (err) {
-      // Take back a partial write, so the next record does not land on a damaged line.
-      try {
-        await this.#file.truncate(this.#size);
-        await this.#file.datasync();
-      } catch (undo) {
-        this.#broken = new Error(`the spool file could not be written (${(undo as Error).message})`);
-      }
       for (const b of batch) b.reject(err);
       return;
     }
-    let offset = this.#size;
+    let at = offset;
     for (const b of batch) {
-      this.#pending.push({ seq: b.seq, offset, length: b.bytes.length });
-      offset += b.bytes.length;
+      this.#pending.push({ seq: b.seq, offset: at, length: b.bytes.length });
+      at += b.bytes.length;
     }
-    this.#size = offset;
     for (const b of batch) b.resolve();
   }
 }

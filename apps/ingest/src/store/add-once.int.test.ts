@@ -1,16 +1,17 @@
 import { toTransition } from '@gk/domain';
 import {
+  addJobOnce,
   type BridgeQueues,
   closeQueues,
   createProducerConnection,
   createQueues,
   createWorkerConnection,
   type RedisConnection,
+  transitionJob,
   transitionJobId,
 } from '@gk/queue';
 import { type TestRedis, uniquePrefix, useTestRedis } from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enqueueTransition } from './enqueue-transition.js';
 
 let redis: TestRedis;
 let connection: RedisConnection;
@@ -52,10 +53,10 @@ function transition(timestamp = '2026-11-20T14:03:27.512Z') {
   );
 }
 
-describe('enqueueTransition', () => {
+describe('addJobOnce (the one way a JobSpec reaches Redis)', () => {
   it('resolves only once the job is stored, with the queue default options', async () => {
     const t = transition();
-    const result = await enqueueTransition(queues.transitions, t);
+    const result = await addJobOnce(queues, transitionJob(t));
     expect(result).toEqual({ outcome: 'accepted', jobId: transitionJobId(t.eventId) });
     const stored = await observerQueues.transitions.getJob(result.jobId);
     expect(stored?.data).toEqual(t);
@@ -67,11 +68,8 @@ describe('enqueueTransition', () => {
 
   it('says duplicate for a redelivery and keeps the first job untouched', async () => {
     const t = transition();
-    expect((await enqueueTransition(queues.transitions, t)).outcome).toBe('accepted');
-    const again = await enqueueTransition(queues.transitions, {
-      ...t,
-      occurredAt: '2026-11-20T14:09:00.000Z',
-    });
+    expect((await addJobOnce(queues, transitionJob(t))).outcome).toBe('accepted');
+    const again = await addJobOnce(queues, transitionJob({ ...t, occurredAt: '2026-11-20T14:09:00.000Z' }));
     expect(again.outcome).toBe('duplicate');
     expect((await observerQueues.transitions.getJob(again.jobId))?.data.occurredAt).toBe(t.occurredAt);
   });
@@ -79,9 +77,7 @@ describe('enqueueTransition', () => {
   it('accepts exactly one of many concurrent deliveries of the same event', async () => {
     const t = transition();
     const before = await observerQueues.transitions.getWaitingCount();
-    const results = await Promise.all(
-      Array.from({ length: 12 }, () => enqueueTransition(queues.transitions, t)),
-    );
+    const results = await Promise.all(Array.from({ length: 12 }, () => addJobOnce(queues, transitionJob(t))));
     expect(results.filter((r) => r.outcome === 'accepted')).toHaveLength(1);
     expect(results.filter((r) => r.outcome === 'duplicate')).toHaveLength(11);
     expect(await observerQueues.transitions.getWaitingCount()).toBe(before + 1);

@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// `npm run doctor [-- --json]`: the built gk-doctor with the configuration `npm start` uses (the
+// environment, then `.env`; the sandbox when no real Gladly or Klaviyo is configured).
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadDotEnv, ROOT } from './dev-stack.mjs';
+import { applySandboxEnv } from './sandbox-env.mjs';
+
+const RUNNER = resolve(ROOT, 'apps/worker/dist/cli/doctor-run.js');
+if (!existsSync(RUNNER)) {
+  process.stderr.write('doctor: apps/worker is not built yet: run npm run build (npm start builds too)\n');
+  process.exit(1);
+}
+
+loadDotEnv();
+const env = { ...process.env };
+if (applySandboxEnv(env)) {
+  process.stderr.write(
+    `doctor: sandbox mode (no GLADLY_API_URL or KLAVIYO_API_KEY configured): ${env.KLAVIYO_API_URL}\n`,
+  );
+}
+
+const { runDoctorCli } = await import(RUNNER);
+process.exitCode = await runDoctorCli(process.argv.slice(2), env, {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+});
