@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks docker-compose.yml without a Docker engine:
-#   1. the file is valid, for both routes (plain, and --profile sandbox), with no .env and with a
-#      .env like .env.example: `docker compose config -q` (Compose v2, needs no engine), else
+#   1. the file is valid, for both routes (--profile bridge, --profile sandbox), with no .env and
+#      with a .env like .env.example; BRIDGE_SANDBOX=true only in the sandbox profile; ports
+#      published on BIND_ADDRESS (default 127.0.0.1): `docker compose config -q` (Compose v2, needs no engine), else
 #      `docker-compose config -q` (Debian's docker-compose package, installed when missing);
 #   2. every env var the services read (the keys of the zod schemas in apps/*/src/config.ts and
 #      packages/runtime/src/env.ts) appears in docker-compose.yml or .env.example.
@@ -33,7 +34,7 @@ say "validating with: ${compose[*]} ($("${compose[@]}" version --short 2>/dev/nu
 no_env=$(mktemp)
 trap 'rm -f "$no_env"' EXIT
 for env_file in "$no_env" .env.example; do
-  for profile in "" sandbox; do
+  for profile in bridge sandbox; do
     label="${profile:+--profile $profile }with $([ "$env_file" = "$no_env" ] && echo 'no .env' || echo "$env_file")"
     args=(--project-directory . -f docker-compose.yml --env-file "$env_file")
     [ -n "$profile" ] && args+=(--profile "$profile")
@@ -47,8 +48,20 @@ for env_file in "$no_env" .env.example; do
   done
 done
 services=$("${compose[@]}" --project-directory . -f docker-compose.yml --env-file "$no_env" --profile sandbox config --services 2>/dev/null | sort | tr '\n' ' ')
-if [ "$services" != "ingest redis sandbox worker " ]; then
-  say "expected services ingest, redis, sandbox (profile) and worker; found: ${services}"
+if [ "$services" != "ingest redis sandbox sandbox-ingest sandbox-worker worker " ]; then
+  say "expected services redis, ingest and worker (profile bridge), sandbox, sandbox-ingest and sandbox-worker (profile sandbox); found: ${services}"
+  fail=1
+fi
+# BRIDGE_SANDBOX=true (dev credentials accepted in production) only in the sandbox profile's
+# services; ports published on BIND_ADDRESS (default 127.0.0.1) or on loopback.
+rendered=$("${compose[@]}" --project-directory . -f docker-compose.yml --env-file "$no_env" --profile sandbox config 2>/dev/null)
+sandbox_services=$(awk '/^  [a-z-]+:$/ { svc=$1 } /BRIDGE_SANDBOX: .true/ { sub(":", "", svc); print svc }' <<<"$rendered" | sort | tr '\n' ' ')
+if [ "$sandbox_services" != "sandbox-ingest sandbox-worker " ]; then
+  say "BRIDGE_SANDBOX=true must be set in sandbox-ingest and sandbox-worker only; found in: ${sandbox_services}"
+  fail=1
+fi
+if grep -E '^[[:space:]]+- "?[0-9$]' docker-compose.yml | grep -vE '"(\$\{BIND_ADDRESS:-127\.0\.0\.1\}|127\.0\.0\.1):'; then
+  say "a port is published without BIND_ADDRESS (default 127.0.0.1) or 127.0.0.1"
   fail=1
 fi
 

@@ -27,10 +27,14 @@ export interface AppDeps {
   store?: JobStore;
   /** For the default store (no spool) only. */
   enqueueTimeoutMs?: number;
+  /** True (OPS_PORT set): `/healthz`, `/readyz` and `/metrics` only on `ops`, not on `app`. */
+  separateOps?: boolean;
 }
 
 export interface IngestApp {
   app: Express;
+  /** `/healthz`, `/readyz` and `/metrics` alone, for a listener on OPS_PORT. */
+  ops: Express;
   readiness: Readiness;
   registry: Registry;
 }
@@ -140,11 +144,13 @@ export function createApp(deps: AppDeps): IngestApp {
     }),
   );
 
-  app.get('/healthz', (_req, res) => {
+  // Probes and metrics: on the webhook port, or (OPS_PORT) only on the `ops` app's own listener.
+  const ops = express.Router();
+  ops.get('/healthz', (_req, res) => {
     res.set('Cache-Control', 'no-store').json({ status: 'ok' });
   });
 
-  app.get('/readyz', async (_req, res) => {
+  ops.get('/readyz', async (_req, res) => {
     const report = await readiness.evaluate();
     // Spool depth always (when on); warnings while it is in use (ready: it still stores webhooks).
     const { spool, warnings } = store.report();
@@ -163,10 +169,12 @@ export function createApp(deps: AppDeps): IngestApp {
       );
   });
 
-  app.get('/metrics', async (_req, res) => {
+  ops.get('/metrics', async (_req, res) => {
     const text = await registry.metrics();
     res.set('Cache-Control', 'no-store').type(registry.contentType).send(text);
   });
+
+  if (!deps.separateOps) app.use(ops);
 
   app.post(
     WEBHOOK_PATH,
@@ -206,5 +214,10 @@ export function createApp(deps: AppDeps): IngestApp {
   };
   app.use(handleError);
 
-  return { app, readiness, registry };
+  const opsApp = express();
+  opsApp.disable('x-powered-by');
+  opsApp.use(ops);
+  opsApp.use(notFound);
+
+  return { app, ops: opsApp, readiness, registry };
 }

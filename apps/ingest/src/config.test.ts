@@ -33,9 +33,18 @@ describe('loadConfig', () => {
       webhookAuth: { disabled: false, basic: [], tokenHeader: 'X-Gladly-Token', tokens: ['tok-1'] },
       admin: null,
       spool: { path: resolve('.data/spool/ingest-3000.spool'), maxEntries: 100_000, stallSeconds: 300 },
+      opsPort: null,
       sandbox: false,
       warnings: [],
     });
+  });
+
+  it('reads OPS_PORT, the internal port for probes and metrics, which must differ from PORT', () => {
+    const base = { WEBHOOK_TOKENS: 'tok-1' };
+    expect(loadConfig({ ...base, OPS_PORT: '9090' }).opsPort).toBe(9090);
+    expect(loadConfig({ ...base, OPS_PORT: '' }).opsPort).toBeNull();
+    expect(configError({ ...base, OPS_PORT: '3000' })).toMatch(/OPS_PORT: must differ from PORT/);
+    expect(configError({ ...base, OPS_PORT: 'metrics' })).toMatch(/OPS_PORT/);
   });
 
   it('reads the spool settings: a file per port by default, a path, a bound, or off', () => {

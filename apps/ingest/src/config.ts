@@ -40,6 +40,8 @@ export interface IngestConfig {
   admin: AdminConfig | null;
   /** null: no spool (INGEST_SPOOL_ENABLED=false); a webhook Redis does not store is answered 503. */
   spool: SpoolConfig | null;
+  /** null: `/healthz`, `/readyz` and `/metrics` are on PORT; else only on this internal port. */
+  opsPort: number | null;
   /** BRIDGE_SANDBOX=true: the sandbox route (dev credentials allowed); /readyz says so. */
   sandbox: boolean;
   /** Things worth a warning at start (never holding a value). */
@@ -98,9 +100,14 @@ const IngestEnv = z
     /** Default: `.data/spool/ingest-<PORT>.spool` under the working directory (one file per listener). */
     INGEST_SPOOL_PATH: envString(),
     INGEST_SPOOL_MAX: envInt(100_000, 1, 10_000_000),
+    /** Probes and metrics on their own port, which need not be exposed where Gladly reaches PORT. */
+    OPS_PORT: envInt(0, 0, 65535),
     INGEST_SPOOL_STALL_SECONDS: envInt(300, 5, 86_400),
   })
   .superRefine((env, ctx) => {
+    if (env.OPS_PORT !== 0 && env.OPS_PORT === env.PORT) {
+      ctx.addIssue({ code: 'custom', path: ['OPS_PORT'], message: 'must differ from PORT' });
+    }
     if (env.WEBHOOK_AUTH_DISABLED && env.NODE_ENV === 'production') {
       ctx.addIssue({
         code: 'custom',
@@ -162,6 +169,7 @@ const IngestEnv = z
             stallSeconds: env.INGEST_SPOOL_STALL_SECONDS,
           }
         : null,
+      opsPort: env.OPS_PORT === 0 ? null : env.OPS_PORT,
       sandbox: env.BRIDGE_SANDBOX,
       warnings: oldListWarning(env.WEBHOOK_BASIC_AUTH),
     }),

@@ -84,8 +84,17 @@ async function main(): Promise<void> {
   });
   connection.on('ready', () => store.nudgeRelay());
 
-  const { app, readiness } = createApp({ config, queues, connection, logger, store });
+  const { app, ops, readiness } = createApp({
+    config,
+    queues,
+    connection,
+    logger,
+    store,
+    separateOps: config.opsPort !== null,
+  });
   const server = createServer(app);
+  // OPS_PORT: probes and metrics on their own listener, kept off the port Gladly reaches.
+  const opsServer = config.opsPort === null ? null : createServer(ops);
   // Gladly's bodies are tiny and it waits at most 15 s: a slower request is not Gladly.
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
@@ -114,6 +123,14 @@ async function main(): Promise<void> {
           server.closeAllConnections();
         },
       },
+      {
+        name: 'close the ops listener',
+        timeoutMs: 1_000,
+        run: async () => {
+          if (opsServer) await closeServer(opsServer);
+        },
+        force: () => opsServer?.closeAllConnections(),
+      },
       { name: 'stop the spool relay', timeoutMs: 2_000, run: () => store.close() },
       {
         name: 'close queues and the redis connection',
@@ -125,8 +142,15 @@ async function main(): Promise<void> {
   });
 
   await listen(server, config.port, config.host);
+  if (opsServer && config.opsPort !== null) await listen(opsServer, config.opsPort, config.host);
   logger.info(
-    { port: config.port, host: config.host, cluster, ...(config.sandbox ? { mode: 'sandbox' } : {}) },
+    {
+      port: config.port,
+      opsPort: config.opsPort ?? undefined,
+      host: config.host,
+      cluster,
+      ...(config.sandbox ? { mode: 'sandbox' } : {}),
+    },
     'ingest listening',
   );
   store.startRelay();

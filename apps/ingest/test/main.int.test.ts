@@ -152,3 +152,52 @@ describe('node apps/ingest/dist/main.js: serving and shutdown', () => {
     expect(run.stdout() + run.stderr()).not.toContain(WEBHOOK_TOKEN);
   });
 });
+
+describe('node apps/ingest/dist/main.js with OPS_PORT: probes and metrics on an internal port', () => {
+  let run: Run;
+  let base: string;
+  let ops: string;
+
+  beforeAll(async () => {
+    const [port, opsPort] = [await freePort(), await freePort()];
+    base = `http://127.0.0.1:${port}`;
+    ops = `http://127.0.0.1:${opsPort}`;
+    run = runMain({
+      ...redis.env,
+      QUEUE_PREFIX: uniquePrefix('main-ops').slice(0, 32),
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      OPS_PORT: String(opsPort),
+      WEBHOOK_TOKENS: WEBHOOK_TOKEN,
+    });
+    running.push(run);
+    await waitFor(async () => (await fetch(`${ops}/readyz`).catch(() => null))?.status === 200, {
+      what: 'ingest ready on OPS_PORT',
+    });
+  });
+
+  it('serves /healthz, /readyz and /metrics on OPS_PORT only', async () => {
+    expect((await fetch(`${ops}/healthz`)).status).toBe(200);
+    const metrics = await fetch(`${ops}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('gk_webhooks_received_total');
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      expect((await fetch(`${base}${path}`)).status).toBe(404);
+    }
+  });
+
+  it('takes webhooks on PORT, not on OPS_PORT, and counts them on the metrics there', async () => {
+    const headers = { 'X-Gladly-Token': WEBHOOK_TOKEN };
+    expect((await postWebhook(base, freshEvent(), { auth: null, headers })).status).toBe(200);
+    expect((await postWebhook(ops, freshEvent(), { auth: null, headers })).status).toBe(404);
+    expect(await (await fetch(`${ops}/metrics`)).text()).toMatch(
+      /gk_webhooks_received_total\{[^}]*outcome="accepted"[^}]*\} 1/,
+    );
+  });
+
+  it('closes both listeners on SIGTERM and exits 0', async () => {
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+    await expect(fetch(`${ops}/healthz`)).rejects.toThrow();
+  });
+});

@@ -60,6 +60,11 @@ describe('Redis outage with the spool off (INGEST_SPOOL_ENABLED=false)', () => {
     const body = (await ready.json()) as { status: string; reasons: string[] };
     expect(body.status).toBe('not ready');
     expect(body.reasons.join(' ')).toMatch(/redis/i);
+    // A probe answer can be public: never the raw error, with Redis' address and port in it.
+    const said = JSON.stringify(body);
+    expect(said).not.toContain(String(redis.port));
+    expect(said).not.toContain('127.0.0.1');
+    expect(said).not.toMatch(/ECONNREFUSED/);
 
     // Liveness and metrics do not depend on Redis.
     expect((await fetch(`${ingest.url}/healthz`)).status).toBe(200);

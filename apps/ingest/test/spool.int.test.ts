@@ -108,6 +108,9 @@ describe('Redis down with the spool on', () => {
     expect(ready.body.status).toBe('ready');
     expect(ready.body.spool).toEqual({ depth: 5, maxEntries: 1_000 });
     expect(ready.body.warnings?.join(' ')).toMatch(/redis.*spooled locally/i);
+    // Never the raw Redis error, with its address and port.
+    expect(JSON.stringify(ready.body)).not.toContain(String(redis.port));
+    expect(JSON.stringify(ready.body)).not.toMatch(/127\.0\.0\.1|ECONNREFUSED/);
 
     const text = await scrape(ingest.url);
     expect(metricValue(text, 'gk_spool_depth', {})).toBe(5);

@@ -2,6 +2,34 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { withTimeout } from './readiness.js';
 
+/** What a Redis failure is called where anyone may read it, keyed by a Node or Redis error code. */
+const REDIS_PROBLEMS: ReadonlyArray<[RegExp, string]> = [
+  [/ECONNREFUSED/, 'connection refused'],
+  [/ENOTFOUND|EAI_AGAIN/, 'host not found'],
+  [/ETIMEDOUT|timed out|did not acknowledge|did not answer/i, 'no answer in time'],
+  [/ECONNRESET|EPIPE|Connection is closed|isn't writeable|max retries per request/i, 'not connected'],
+  [/NOAUTH|WRONGPASS|NOPERM|Authentication/i, 'authentication refused'],
+  [/^LOADING/, 'loading its data'],
+  [/^OOM/, 'out of memory (maxmemory reached)'],
+  [/^READONLY/, 'read-only replica'],
+  [/^MISCONF/, 'cannot persist (MISCONF)'],
+  [/CLUSTERDOWN|startup nodes|slots cache|TRYAGAIN/i, 'cluster unavailable'],
+];
+
+/**
+ * A short, fixed description of a Redis failure for `/readyz` and other answers that may be
+ * public: never the raw error text, which names Redis' host and port (`connect ECONNREFUSED
+ * 10.0.3.7:6379`, `getaddrinfo ENOTFOUND redis-master.internal`). The raw error goes to the logs.
+ */
+export function describeRedisError(err: unknown): string {
+  const text =
+    err instanceof Error ? `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}` : String(err);
+  for (const [pattern, description] of REDIS_PROBLEMS) {
+    if (pattern.test(text.trim())) return description;
+  }
+  return 'error (details in the logs)';
+}
+
 /**
  * Readiness check: null when Redis answers in time. With `probeKey`, an EXISTS on that key instead
  * of a PING: on a cluster a PING goes to any node, while the EXISTS reaches the master serving the
@@ -21,7 +49,7 @@ export function redisReachable(
       );
       return null;
     } catch (err) {
-      return `redis unreachable (${err instanceof Error ? err.message : String(err)})`;
+      return `redis unreachable (${describeRedisError(err)})`;
     }
   };
 }

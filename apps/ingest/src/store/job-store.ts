@@ -1,5 +1,5 @@
 import { addJobOnce, type BridgeQueues, type JobSpec, storedJobSpec } from '@gk/queue';
-import { type Logger, type ReadinessCheck, withTimeout } from '@gk/runtime';
+import { describeRedisError, type Logger, type ReadinessCheck, withTimeout } from '@gk/runtime';
 import type { Registry } from 'prom-client';
 import { createSpoolMetrics, type SpoolMetrics } from './metrics.js';
 import { SpoolRelay } from './relay.js';
@@ -225,6 +225,7 @@ export class JobStore {
         this.#spool ? 'redis did not store a webhook; spooling' : 'redis did not store a webhook',
       );
     }
-    this.#redisProblem = message;
+    // /readyz shows this: a fixed description, never the raw text (it can name Redis' address).
+    this.#redisProblem = `redis unreachable (${describeRedisError(message)})`;
   }
 }

@@ -8,7 +8,7 @@ import {
   newDeadLetterId,
   readJobSpec,
 } from '@gk/queue';
-import { type Logger, withTimeout } from '@gk/runtime';
+import { describeRedisError, type Logger, withTimeout } from '@gk/runtime';
 import type { SpoolMetrics } from './metrics.js';
 import type { Spool, SpoolEntry } from './spool.js';
 
@@ -294,7 +294,8 @@ export class SpoolRelay {
         if (!permanentReason(stop)) this.#o.onRedisProblem(message);
         if (!failing)
           logger.warn({ err: { message }, depth: spool.depth }, 'spool relay: not stored; retrying');
-        this.#problem = message;
+        // Shown by /readyz: a Redis failure by a fixed description, never its raw text (address).
+        this.#problem = permanentReason(stop) ? message : `redis ${describeRedisError(stop)}`;
       }
       await backOff();
     }
