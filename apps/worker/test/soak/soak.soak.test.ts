@@ -18,8 +18,10 @@
 import { fileURLToPath } from 'node:url';
 import { QueueName } from '@gk/queue';
 import { sleep, waitFor } from '@gk/testing';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SELF_HEALING_QUEUE } from '../../src/self-healing/self-healing.js';
 import { writeReport } from '../chaos/chaos-run.js';
 import { createGladlySender } from '../system/gladly-sender.js';
 import { createRandom, numberFromEnv, seedFromEnv } from '../system/random.js';
@@ -57,6 +59,12 @@ const QUEUE_LEVEL_KEYS = new Set([
   'de',
   'metrics',
 ]);
+/**
+ * The worker's self-healing queue: besides BullMQ's queue keys, the reconciliation watermark (one
+ * key) and, per job scheduler, its record `repeat:<id>` and its next job `repeat:<id>:<ms>`: a
+ * fixed set whatever the traffic.
+ */
+const SELF_HEALING_KEYS = new Set([...QUEUE_LEVEL_KEYS, 'reconcile-watermark']);
 /** BullMQ trims each queue's event stream to about this many entries (`streams.events.maxLen`). */
 const EVENT_STREAM_CAP = 10_000;
 
@@ -206,9 +214,12 @@ describe('soak: steady webhooks through the built ingest and two workers', () =>
     // Redis without what retention keeps: remove completed jobs as their 48 h expiry would.
     const beforeClean = await usedMemory(redis);
     const completedAtEnd = samples.at(-1)?.completedJobs ?? 0;
-    for (const queue of Object.values(monitor.queues)) {
+    // The self-healing queue keeps its last 50 runs by count; removed here too.
+    const selfHealing = new Queue(SELF_HEALING_QUEUE, { connection: redis, prefix: PREFIX });
+    for (const queue of [...Object.values(monitor.queues), selfHealing]) {
       while ((await queue.clean(0, 5_000, 'completed')).length > 0) {}
     }
+    await selfHealing.close();
     // What is left: each queue's own keys (a fixed set), and per-address or per-customer state,
     // which must expire by itself. A key of a job, a lease, or anything kept forever is a leak.
     const keys = await redis.keys(`${PREFIX}:*`);
@@ -216,12 +227,18 @@ describe('soak: steady webhooks through the built ingest and two workers', () =>
     const jobKeys: string[] = [];
     const queueKeys: string[] = [];
     const stateKeys: string[] = [];
+    const schedulerKeys: string[] = [];
     for (const key of keys) {
       const [, namespace = '', rest = '', ...more] = key.split(':');
-      if (!queueNames.has(namespace)) stateKeys.push(key);
+      if (namespace === SELF_HEALING_QUEUE) {
+        if (SELF_HEALING_KEYS.has(rest) && more.length === 0) queueKeys.push(key);
+        else if (rest === 'repeat' && more.length <= 2) schedulerKeys.push(key);
+        else jobKeys.push(key);
+      } else if (!queueNames.has(namespace)) stateKeys.push(key);
       else if (QUEUE_LEVEL_KEYS.has(rest) && more.length === 0) queueKeys.push(key);
       else jobKeys.push(key);
     }
+    const schedulers = new Set(schedulerKeys.map((k) => k.split(':')[3]));
     const leaseKeys = stateKeys.filter((k) => k.endsWith(':lease'));
     const ttls = await Promise.all(stateKeys.map((k) => redis.pttl(k)));
     const keptForever = stateKeys.filter((_, i) => (ttls[i] ?? 0) < 0);
@@ -272,7 +289,12 @@ describe('soak: steady webhooks through the built ingest and two workers', () =>
         completedJobsRetained: completedAtEnd,
         bytesPerRetainedJob: Math.round((beforeClean - afterClean) / Math.max(1, completedAtEnd)),
         afterRemovingCompletedMiB: round(afterClean / MiB),
-        keysLeft: { jobs: jobKeys.length, queues: queueKeys.length, state: stateByNamespace },
+        keysLeft: {
+          jobs: jobKeys.length,
+          queues: queueKeys.length,
+          schedulers: schedulerKeys.length,
+          state: stateByNamespace,
+        },
         stateKeysWithoutExpiry: keptForever.length,
         eventStreamLengths: streamLengths,
       },
@@ -301,6 +323,8 @@ describe('soak: steady webhooks through the built ingest and two workers', () =>
     expect(jobKeys.slice(0, 5), 'keys of jobs left after removing completed jobs').toEqual([]);
     expect(leaseKeys.slice(0, 5), 'email leases left after the drain').toEqual([]);
     expect(keptForever.slice(0, 5), 'state that never expires').toEqual([]);
+    // Each job scheduler keeps its record and its next job, nothing per run.
+    expect(schedulerKeys.length, 'job scheduler keys').toBeLessThanOrEqual(2 * schedulers.size);
     // At most a few keys per address and per customer: bounded by who exists, not by traffic.
     expect(stateKeys.length).toBeLessThanOrEqual(3 * (distinctEmails + CUSTOMERS));
     for (const length of streamLengths) expect(length).toBeLessThanOrEqual(EVENT_STREAM_CAP * 1.1);
