@@ -240,6 +240,30 @@ describe('order per email', () => {
     expect(await metricValue(h.registry, 'gk_deliveries_total', { outcome: 'delivered_backfill' })).toBe(1);
   });
 
+  it('a newer transition Klaviyo refused for good leaves no claim: an older one after it sets the profile', async () => {
+    h = await startHarness(redis.target);
+    h.gladly.setCustomer('cust-refused', ['refused@example.com']);
+    h.klaviyo.injectFaults({ status: 400 });
+    await h.send('CONVERSATION/CLOSED', {
+      id: 'evt-refused-close',
+      customerId: 'cust-refused',
+      at: '2026-11-20T14:41:09.004Z',
+    });
+    await waitFor(async () => (await h.producer.deliveries.getFailedCount()) === 1, {
+      what: 'the refused close to fail',
+    });
+    await h.send('CONVERSATION/CREATED', {
+      id: 'evt-refused-create',
+      customerId: 'cust-refused',
+      at: '2026-11-20T14:03:27.512Z',
+    });
+    await waitFor(() => h.klaviyo.events.length === 1, { what: 'the create' });
+    // Klaviyo never recorded the close, so the create is the newest it has: applied, not backfill.
+    expect(h.klaviyo.events[0]?.uniqueId).toBe('evt-refused-create');
+    expect(h.klaviyo.events[0]?.backfill).toBe(false);
+    expect(h.klaviyo.profile('refused@example.com')?.properties[PROP]).toBe(true);
+  });
+
   it('a create/close/reopen burst ends open for every email, with every event recorded once', async () => {
     h = await startHarness(redis.target, { WORKER_CONCURRENCY: '20' });
     h.gladly.setCustomer('cust-burst', ['one@example.com', 'two@example.com', 'three@example.com']);

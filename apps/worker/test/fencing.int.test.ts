@@ -178,4 +178,67 @@ describe('fenced per-email lease', () => {
     expect(second.logLines.length).toBeGreaterThan(0);
     expect(first.logLines.join('\n')).not.toContain(EMAIL);
   }, 90_000);
+
+  it('a delivery Klaviyo recorded by a worker that then died counts as applied: an older one goes as backfill', async () => {
+    const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
+    const klaviyo: KlaviyoStandIn = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
+    cleanups.push(async () => {
+      await Promise.all([gladly.close(), klaviyo.close()]);
+    });
+    const prefix = uniquePrefix('fencing-dead');
+    const producerConnection = createWorkerConnection(redis.target, 'test-producer');
+    const producer: BridgeQueues = createQueues(producerConnection, prefix);
+    cleanups.push(async () => {
+      await closeQueues(producer);
+      producerConnection.disconnect();
+    });
+
+    // The first worker's request reaches Klaviyo, which records the event; then the worker is
+    // gone before it can note it in Redis (killed, or frozen for good): its call never returns.
+    const real = createKlaviyoClient({ baseUrl: klaviyo.url, apiKey: KLAVIYO_KEY, timeoutMs: 2_000 });
+    let wakeUp: () => void = () => {};
+    const dead = new Promise<void>((resolve) => {
+      wakeUp = resolve;
+    });
+    let diedOnce = false;
+    const dying: KlaviyoClient = {
+      ...real,
+      async createEvent(input, options) {
+        const answer = await real.createEvent(input, options);
+        if (input.uniqueId === 'evt-new' && !diedOnce) {
+          diedOnce = true;
+          await dead;
+        }
+        return answer;
+      },
+    };
+    const env = { WORKER_LOCK_DURATION_MS: '1000', WORKER_CONCURRENCY: '1' };
+    const first = await startBridge(prefix, dying, gladly.url, klaviyo.url, env);
+    // Cleanups run in reverse: the dead call returns before the first worker is closed.
+    cleanups.push(async () => wakeUp());
+
+    const newer = delivery('CONVERSATION/CLOSED', 'evt-new', '2026-11-20T10:01:00.000Z');
+    await producer.deliveries.add(newer.name, newer.data, newer.opts);
+    await waitFor(() => klaviyo.events.some((e) => e.uniqueId === 'evt-new'), {
+      what: 'Klaviyo to record the newer transition',
+    });
+    expect(klaviyo.profile(EMAIL)?.properties[PROP]).toBe(false);
+
+    // An older transition for the same address, on another worker, once the lease has lapsed.
+    await startBridge(prefix, real, gladly.url, klaviyo.url, { WORKER_LOCK_DURATION_MS: '1000' });
+    const old = delivery('CONVERSATION/CREATED', 'evt-old', '2026-11-20T10:00:00.000Z');
+    await producer.deliveries.add(old.name, old.data, old.opts);
+    await waitFor(
+      async () =>
+        (await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL)))?.finishedOn !== undefined,
+      { timeoutMs: 45_000, what: 'the older delivery to finish' },
+    );
+
+    // Klaviyo recorded the newer one, so the older one never sets the profile back.
+    expect(klaviyo.events.find((e) => e.uniqueId === 'evt-old')?.backfill).toBe(true);
+    expect(klaviyo.profile(EMAIL)?.properties[PROP]).toBe(false);
+    const job = await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL));
+    expect(job?.returnvalue).toMatchObject({ outcome: 'delivered_backfill' });
+    expect(first.logLines.join('\n')).not.toContain(EMAIL);
+  }, 90_000);
 });

@@ -58,10 +58,13 @@ const MIN_REQUEST_MS = 250;
  * the other waits in the delayed set, spending no attempt), and a transition older than the newest
  * one applied is sent as backfill without profile properties, so it never flips the profile.
  *
- * The lease is taken, and the newest mark read, in one Redis step immediately before the request,
- * and the request's deadline ends before the lease does: an attempt frozen past its lease (its
- * email may meanwhile have been delivered a newer transition) finds the deadline passed and sends
- * nothing. What remains is stated in docs/reliability.md.
+ * The lease is taken, the newest mark read and this transition claimed as the mark (when newer),
+ * in one Redis step immediately before the request, and the request's deadline ends before the
+ * lease does: an attempt frozen past its lease (its email may meanwhile have been delivered a
+ * newer transition) finds the deadline passed and sends nothing; an attempt killed or frozen after
+ * Klaviyo recorded its event has already claimed it, so an older transition after the lease
+ * lapses goes as backfill. A claim Klaviyo is known not to have recorded (an error answer, no
+ * request) is withdrawn. What remains is stated in docs/reliability.md.
  */
 export function createDeliveriesProcessor(deps: DeliveriesDeps) {
   const { settings } = deps;
@@ -125,18 +128,26 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       }
     }
 
-    // One Redis call takes the lease and reads the newest mark applied to this email. The lease's
-    // end is counted from before the call was sent, so it is never later than Redis' own.
+    // One Redis call takes the lease, reads the newest mark applied to this email and claims this
+    // transition as the mark if it is newer. The lease's end is counted from before the call was
+    // sent, so it is never later than Redis' own.
     const leaseEndsAt = performance.now() + deps.emailState.leaseMs;
-    const lease = await deps.emailState.acquire(d.email, holder);
+    const mark = { occurredAt: d.occurredAt, eventId: d.eventId };
+    const lease = await deps.emailState.acquire(d.email, holder, mark);
     if (!lease.acquired) {
       deps.metrics.deliveries.inc({ outcome: 'waited_for_lease' });
       log.debug('another delivery for this email is running; waiting');
       return tryAgainSoon(job, token);
     }
     let released = false;
+    /** Klaviyo did not record the event: the claim on the email's mark is withdrawn. */
+    const withdrawClaim = async () => {
+      if (!lease.claimed) return;
+      await deps.emailState.withdraw(d.email, holder, mark, lease.newest);
+      released = true;
+    };
     try {
-      const stale = isStale({ occurredAt: d.occurredAt, eventId: d.eventId }, lease.newest);
+      const stale = isStale(mark, lease.newest);
       const value = d.kind === 'started';
       const deadline = leaseEndsAt - leaseSafetyMs;
       if (deadline - performance.now() < MIN_REQUEST_MS) {
@@ -144,6 +155,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
         // newer transition delivered meanwhile, so send nothing and start over.
         deps.metrics.deliveries.inc({ outcome: 'lease_lost' });
         log.warn('the email lease ran out before the request could start; trying again');
+        await withdrawClaim();
         return await tryAgainSoon(job, token);
       }
       const answer = await deps.klaviyo.createEvent(
@@ -166,17 +178,16 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       const fields = { status: answer.status, durationMs: Math.round(answer.durationMs), backfill: stale };
 
       if (answer.kind !== 'delivered') {
-        if (answer.kind === 'retryable' && answer.status === undefined && !answer.notSent && !stale) {
-          // No answer (timeout, reset): Klaviyo may have recorded the event, or may still. Mark it
-          // as applied, so an older transition goes as backfill, and keep the lease a little
+        const unanswered = answer.kind === 'retryable' && answer.status === undefined && !answer.notSent;
+        if (unanswered && !stale) {
+          // No answer (timeout, reset): Klaviyo may have recorded the event, or may still. The
+          // claim stays, so an older transition goes as backfill, and the lease is kept a little
           // longer, so a newer one does not overtake a request still under way.
-          await deps.emailState.markAppliedAndHold(
-            d.email,
-            holder,
-            { occurredAt: d.occurredAt, eventId: d.eventId },
-            UNANSWERED_HOLD_MS,
-          );
+          await deps.emailState.markAppliedAndHold(d.email, holder, mark, UNANSWERED_HOLD_MS);
           released = true;
+        } else if (!unanswered) {
+          // An answer that is not a 2xx, or no request at all: Klaviyo has not recorded it.
+          await withdrawClaim();
         }
         // Awaited here, inside the try: the lease is released only after the failure is handled,
         // and the rejection is never left without a handler while the finally block runs.
@@ -186,10 +197,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       if (!stale) {
         // One Redis call stores the mark and lets go of the lease; its failure fails the job
         // (a retry is harmless: Klaviyo dedupes by unique_id).
-        await deps.emailState.markAppliedAndRelease(d.email, holder, {
-          occurredAt: d.occurredAt,
-          eventId: d.eventId,
-        });
+        await deps.emailState.markAppliedAndRelease(d.email, holder, mark);
         released = true;
       }
       const outcome = stale ? 'delivered_backfill' : 'delivered';

@@ -48,88 +48,166 @@ const freshEmail = () => {
 };
 const mark = (occurredAt: string, eventId: string) => ({ occurredAt, eventId });
 
+/** A candidate older than any mark the tests store: never claims over one. */
+const OLDEST = mark('2020-01-01T00:00:00.000Z', 'evt-oldest');
+
 describe('EmailState', () => {
-  it('a request without an answer marks the email and holds the lease a little longer', async () => {
+  it('a request without an answer keeps its claim and holds the lease a little longer', async () => {
     const email = freshEmail();
-    expect((await state.acquire(email, 'attempt-1')).acquired).toBe(true);
-    await state.markAppliedAndHold(email, 'attempt-1', mark('2026-11-20T10:01:00.000Z', 'evt-new'), 1_000);
+    const newer = mark('2026-11-20T10:01:00.000Z', 'evt-new');
+    expect(await state.acquire(email, 'attempt-1', newer)).toEqual({
+      acquired: true,
+      newest: null,
+      claimed: true,
+    });
+    await state.markAppliedAndHold(email, 'attempt-1', newer, 1_000);
     // The mark counts at once (an older transition goes as backfill) ...
-    expect(await state.newestApplied(email)).toEqual(mark('2026-11-20T10:01:00.000Z', 'evt-new'));
+    expect(await state.newestApplied(email)).toEqual(newer);
     // ... and the lease is still held past its own 300 ms, then lapses.
     await sleep(500);
-    expect(await state.acquire(email, 'attempt-2')).toEqual({ acquired: false });
+    expect(await state.acquire(email, 'attempt-2', OLDEST)).toEqual({ acquired: false });
     await sleep(700);
-    expect((await state.acquire(email, 'attempt-2')).acquired).toBe(true);
+    expect((await state.acquire(email, 'attempt-2', OLDEST)).acquired).toBe(true);
   });
 
   it('gives the lease to one holder at a time, and again to the holder that has it', async () => {
     const email = freshEmail();
-    expect(await state.acquire(email, 'job-a')).toEqual({ acquired: true, newest: null });
-    expect(await state.acquire(email, 'job-b')).toEqual({ acquired: false });
+    expect(await state.acquire(email, 'job-a', OLDEST)).toEqual({
+      acquired: true,
+      newest: null,
+      claimed: true,
+    });
+    expect(await state.acquire(email, 'job-b', OLDEST)).toEqual({ acquired: false });
     // A worker killed mid-delivery: its job runs again and must not wait for its own lease.
-    expect((await state.acquire(email, 'job-a')).acquired).toBe(true);
+    expect((await state.acquire(email, 'job-a', OLDEST)).acquired).toBe(true);
     // Someone else's release leaves it in place.
     await state.release(email, 'job-b');
-    expect(await state.acquire(email, 'job-b')).toEqual({ acquired: false });
+    expect(await state.acquire(email, 'job-b', OLDEST)).toEqual({ acquired: false });
     await state.release(email, 'job-a');
-    expect((await state.acquire(email, 'job-b')).acquired).toBe(true);
+    expect((await state.acquire(email, 'job-b', OLDEST)).acquired).toBe(true);
   });
 
   it('keys by the email case-insensitively', async () => {
     const email = freshEmail();
-    expect((await state.acquire(email, 'job-a')).acquired).toBe(true);
-    expect((await state.acquire(email.toLowerCase(), 'job-b')).acquired).toBe(false);
+    expect((await state.acquire(email, 'job-a', OLDEST)).acquired).toBe(true);
+    expect((await state.acquire(email.toLowerCase(), 'job-b', OLDEST)).acquired).toBe(false);
   });
 
   it('lets a lease lapse after its lifetime', async () => {
     const email = freshEmail();
-    expect((await state.acquire(email, 'job-a')).acquired).toBe(true);
+    expect((await state.acquire(email, 'job-a', OLDEST)).acquired).toBe(true);
     await sleep(400);
-    expect((await state.acquire(email, 'job-b')).acquired).toBe(true);
+    expect((await state.acquire(email, 'job-b', OLDEST)).acquired).toBe(true);
   });
 
   it('hands the newest applied mark to the next holder, and releases with the mark in one call', async () => {
     const email = freshEmail();
-    expect((await state.acquire(email, 'job-1')).acquired).toBe(true);
-    await state.markAppliedAndRelease(email, 'job-1', mark('2026-11-20T14:00:00.000Z', 'evt-1'));
-    expect(await state.acquire(email, 'job-2')).toEqual({
+    const first = mark('2026-11-20T14:00:00.000Z', 'evt-1');
+    expect((await state.acquire(email, 'job-1', first)).acquired).toBe(true);
+    await state.markAppliedAndRelease(email, 'job-1', first);
+    expect(await state.acquire(email, 'job-2', OLDEST)).toEqual({
       acquired: true,
-      newest: mark('2026-11-20T14:00:00.000Z', 'evt-1'),
+      newest: first,
+      claimed: false,
     });
+  });
+
+  it('claims a newer transition before its request: the next holder sees it though the first never reported back', async () => {
+    const email = freshEmail();
+    const newer = mark('2026-11-20T14:01:00.000Z', 'evt-new');
+    expect(await state.acquire(email, 'job-1', newer)).toEqual({
+      acquired: true,
+      newest: null,
+      claimed: true,
+    });
+    // job-1's worker is killed after Klaviyo recorded the event; its lease lapses.
+    await sleep(400);
+    expect(await state.acquire(email, 'job-2', mark('2026-11-20T14:00:00.000Z', 'evt-old'))).toEqual({
+      acquired: true,
+      newest: newer,
+      claimed: false,
+    });
+    // The same transition's re-run is not stale and claims nothing new.
+    await state.release(email, 'job-2');
+    expect(await state.acquire(email, 'job-3', newer)).toEqual({
+      acquired: true,
+      newest: newer,
+      claimed: false,
+    });
+  });
+
+  it('withdraws a claim Klaviyo did not record: the mark before it is back and the lease free', async () => {
+    const email = freshEmail();
+    const first = mark('2026-11-20T14:00:00.000Z', 'evt-1');
+    const second = mark('2026-11-20T14:01:00.000Z', 'evt-2');
+    await state.acquire(email, 'job-1', first);
+    await state.markAppliedAndRelease(email, 'job-1', first);
+    const lease = await state.acquire(email, 'job-2', second);
+    expect(lease).toEqual({ acquired: true, newest: first, claimed: true });
+    expect(await state.withdraw(email, 'job-2', second, first)).toBe(true);
+    expect(await state.newestApplied(email)).toEqual(first);
+    expect((await state.acquire(email, 'job-3', OLDEST)).acquired).toBe(true);
+    // With no mark before the claim, the email has none again.
+    const other = freshEmail();
+    await state.acquire(other, 'job-1', second);
+    expect(await state.withdraw(other, 'job-1', second, null)).toBe(true);
+    expect(await state.newestApplied(other)).toBeNull();
+  });
+
+  it('never withdraws a claim once the lease has passed to another holder', async () => {
+    const email = freshEmail();
+    const second = mark('2026-11-20T14:01:00.000Z', 'evt-2');
+    await state.acquire(email, 'job-1', second);
+    await sleep(400); // job-1's lease lapsed; the re-run of the same job took over
+    expect(await state.acquire(email, 'job-1-rerun', second)).toEqual({
+      acquired: true,
+      newest: second,
+      claimed: false,
+    });
+    expect(await state.withdraw(email, 'job-1', second, null)).toBe(false);
+    expect(await state.newestApplied(email)).toEqual(second);
+    expect(await state.acquire(email, 'job-3', OLDEST)).toEqual({ acquired: false });
   });
 
   it('never replaces a mark with an older one (ties broken by event id)', async () => {
     const email = freshEmail();
-    await state.acquire(email, 'job-1');
-    await state.markAppliedAndRelease(email, 'job-1', mark('2026-11-20T14:00:00.000Z', 'evt-b'));
-    await state.acquire(email, 'job-2');
-    await state.markAppliedAndRelease(email, 'job-2', mark('2026-11-20T13:59:59.000Z', 'evt-z'));
-    expect(await state.newestApplied(email)).toEqual(mark('2026-11-20T14:00:00.000Z', 'evt-b'));
-    await state.acquire(email, 'job-3');
-    await state.markAppliedAndRelease(email, 'job-3', mark('2026-11-20T14:00:00.000Z', 'evt-a'));
-    expect(await state.newestApplied(email)).toEqual(mark('2026-11-20T14:00:00.000Z', 'evt-b'));
-    await state.acquire(email, 'job-4');
-    await state.markAppliedAndRelease(email, 'job-4', mark('2026-11-20T14:00:00.000Z', 'evt-c'));
-    expect(await state.newestApplied(email)).toEqual(mark('2026-11-20T14:00:00.000Z', 'evt-c'));
+    const b = mark('2026-11-20T14:00:00.000Z', 'evt-b');
+    await state.acquire(email, 'job-1', b);
+    await state.markAppliedAndRelease(email, 'job-1', b);
+    const z = mark('2026-11-20T13:59:59.000Z', 'evt-z');
+    expect(await state.acquire(email, 'job-2', z)).toEqual({ acquired: true, newest: b, claimed: false });
+    await state.markAppliedAndRelease(email, 'job-2', z);
+    expect(await state.newestApplied(email)).toEqual(b);
+    const a = mark('2026-11-20T14:00:00.000Z', 'evt-a');
+    expect(await state.acquire(email, 'job-3', a)).toEqual({ acquired: true, newest: b, claimed: false });
+    await state.markAppliedAndRelease(email, 'job-3', a);
+    expect(await state.newestApplied(email)).toEqual(b);
+    const c = mark('2026-11-20T14:00:00.000Z', 'evt-c');
+    expect(await state.acquire(email, 'job-4', c)).toEqual({ acquired: true, newest: b, claimed: true });
+    await state.markAppliedAndRelease(email, 'job-4', c);
+    expect(await state.newestApplied(email)).toEqual(c);
     // Every call above released its lease, even when the mark was not stored.
-    expect((await state.acquire(email, 'job-5')).acquired).toBe(true);
+    expect((await state.acquire(email, 'job-5', OLDEST)).acquired).toBe(true);
   });
 
   it('does not release a lease that has passed to another holder when storing a mark', async () => {
     const email = freshEmail();
-    await state.acquire(email, 'job-1');
+    await state.acquire(email, 'job-1', OLDEST);
     await sleep(400); // job-1's lease lapsed; job-2 took over
-    expect((await state.acquire(email, 'job-2')).acquired).toBe(true);
+    expect((await state.acquire(email, 'job-2', OLDEST)).acquired).toBe(true);
     await state.markAppliedAndRelease(email, 'job-1', mark('2026-11-20T14:00:00.000Z', 'evt-1'));
-    expect(await state.acquire(email, 'job-3')).toEqual({ acquired: false });
+    expect(await state.acquire(email, 'job-3', OLDEST)).toEqual({ acquired: false });
   });
 
   it('loads its scripts again after the server forgot them', async () => {
     const email = freshEmail();
+    const first = mark('2026-11-20T14:00:00.000Z', 'evt-1');
     await flushScripts();
-    expect((await state.acquire(email, 'job-1')).acquired).toBe(true);
+    expect((await state.acquire(email, 'job-1', first)).acquired).toBe(true);
     await flushScripts();
-    await state.markAppliedAndRelease(email, 'job-1', mark('2026-11-20T14:00:00.000Z', 'evt-1'));
-    expect(await state.newestApplied(email)).toEqual(mark('2026-11-20T14:00:00.000Z', 'evt-1'));
+    await state.markAppliedAndRelease(email, 'job-1', first);
+    expect(await state.newestApplied(email)).toEqual(first);
+    await flushScripts();
+    expect(await state.withdraw(email, 'job-1', first, null)).toBe(false);
   });
 });

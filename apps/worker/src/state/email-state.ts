@@ -12,9 +12,14 @@ import { defineScript, runScript } from './redis-script.js';
  * original's release never frees a lease someone else took since. It lasts `leaseMs` (the job
  * lock plus a margin), so a killed attempt holds its email up no longer than that.
  *
+ * The mark is claimed before the request, not after its answer: a delivery that Klaviyo recorded
+ * but whose worker died (or froze past its lease) before reporting back still counts, so an
+ * older transition delivered after the lease lapsed goes as backfill instead of setting the
+ * profile back. A claim Klaviyo is known not to have recorded is withdrawn.
+ *
  * A delivery costs two Redis calls around its Klaviyo request, each one Lua script run atomically:
- * take the lease and read the newest mark, immediately before the request; then store the new
- * mark (if newer) and let go of the lease. Both keys of an email share a prefix, so on a cluster
+ * take the lease, read the newest mark and claim it, immediately before the request; then store
+ * the mark (if newer) and let go of the lease, or withdraw the claim. Both keys of an email share a prefix, so on a cluster
  * they sit in one hash slot.
  */
 export interface EmailStateOptions {
@@ -25,39 +30,56 @@ export interface EmailStateOptions {
   stateTtlSeconds?: number;
 }
 
-export type LeaseResult = { acquired: false } | { acquired: true; newest: AppliedMark | null };
+export type LeaseResult =
+  | { acquired: false }
+  | {
+      acquired: true;
+      /** The newest mark before this call. */
+      newest: AppliedMark | null;
+      /** The candidate was newer and is now the email's mark (a claim; see `acquire`). */
+      claimed: boolean;
+    };
+
+/** Lua: is ARGV[ms], ARGV[id] newer than the stored `cur` ('ms|id')? Same tie-break as isStale. */
+const NEWER_THAN = `
+local function newer_than(cur, ms, id)
+  if not cur then return true end
+  local sep = string.find(cur, '|', 1, true)
+  local curMs = tonumber(string.sub(cur, 1, sep - 1))
+  local curId = string.sub(cur, sep + 1)
+  local newMs = tonumber(ms)
+  return not (newMs < curMs or (newMs == curMs and id <= curId))
+end`;
 
 /**
- * KEYS: lease, applied. ARGV: holder, lease ms. Takes the lease (or renews it when this holder
- * already has it) and reads the newest mark in the same step. Answers 0 when another holder has
- * it, else {1, the stored mark or ''}.
+ * KEYS: lease, applied. ARGV: holder, lease ms, candidate occurred-at ms, candidate event id,
+ * ttl seconds. Takes the lease (or renews it when this holder already has it), reads the newest
+ * mark, and, when the candidate is newer, stores it as the mark, all in one step. Answers 0 when
+ * another holder has the lease, else {1, the mark before or '', 1 if claimed else 0}.
  */
-const ACQUIRE = defineScript(`
+const ACQUIRE = defineScript(`${NEWER_THAN}
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return {1, redis.call('GET', KEYS[2]) or ''}`);
+local cur = redis.call('GET', KEYS[2])
+local claimed = 0
+if newer_than(cur, ARGV[3], ARGV[4]) then
+  redis.call('SET', KEYS[2], ARGV[3] .. '|' .. ARGV[4], 'EX', ARGV[5])
+  claimed = 1
+end
+return {1, cur or '', claimed}`);
 
 /**
  * KEYS: applied, lease. ARGV: occurred-at ms, event id ('' = no mark), ttl seconds, holder,
- * hold ms ('' = release). Stores the mark only when it is newer than the stored one (same
- * tie-break as isStale); then, if the holder still has the lease, releases it, or with a hold
- * keeps it that much longer. Answers 1 when the mark was stored.
+ * hold ms ('' = release). Stores the mark only when it is newer than the stored one; then, if the
+ * holder still has the lease, releases it, or with a hold keeps it that much longer. Answers 1
+ * when the mark was stored.
  */
-const MARK_AND_RELEASE = defineScript(`
+const MARK_AND_RELEASE = defineScript(`${NEWER_THAN}
 local stored = 0
 if ARGV[2] ~= '' then
-  local cur = redis.call('GET', KEYS[1])
-  local newer = true
-  if cur then
-    local sep = string.find(cur, '|', 1, true)
-    local curMs = tonumber(string.sub(cur, 1, sep - 1))
-    local curId = string.sub(cur, sep + 1)
-    local newMs = tonumber(ARGV[1])
-    newer = not (newMs < curMs or (newMs == curMs and ARGV[2] <= curId))
-  end
-  if newer then
+  if newer_than(redis.call('GET', KEYS[1]), ARGV[1], ARGV[2]) then
     redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
     stored = 1
   else
@@ -68,6 +90,22 @@ if redis.call('GET', KEYS[2]) == ARGV[4] then
   if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[2], ARGV[5]) else redis.call('DEL', KEYS[2]) end
 end
 return stored`);
+
+/**
+ * KEYS: applied, lease. ARGV: holder, claimed mark ('ms|id'), mark before ('' = none), ttl
+ * seconds. Only while the holder still has the lease (so no one claimed since): puts back the
+ * mark before the claim if the claim is still the mark, then releases the lease. Answers 1 when
+ * the claim was withdrawn.
+ */
+const WITHDRAW = defineScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local withdrawn = 0
+if redis.call('GET', KEYS[1]) == ARGV[2] then
+  if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4]) else redis.call('DEL', KEYS[1]) end
+  withdrawn = 1
+end
+redis.call('DEL', KEYS[2])
+return withdrawn`);
 
 export class EmailState {
   readonly #redis: RedisConnection;
@@ -88,15 +126,44 @@ export class EmailState {
   }
 
   /**
-   * Takes the email's lease for `holder` (one attempt: its lock token) and reads the newest mark
-   * applied to it. Call it immediately before the request it guards.
+   * Takes the email's lease for `holder` (one attempt: its lock token), reads the newest mark
+   * applied to it and, when `candidate` is newer, makes it the mark at once: a claim, made before
+   * the request it guards (call this immediately before). From then on an older transition goes
+   * as backfill even if this attempt never reports back (killed or frozen after Klaviyo recorded
+   * it); an attempt that learns Klaviyo did not record it withdraws the claim (`withdraw`).
    */
-  async acquire(email: string, holder: string): Promise<LeaseResult> {
+  async acquire(email: string, holder: string, candidate: AppliedMark): Promise<LeaseResult> {
     const k = this.#keys(email);
-    const answer = await runScript(this.#redis, ACQUIRE, [k.lease, k.applied], [holder, this.leaseMs]);
+    const answer = await runScript(
+      this.#redis,
+      ACQUIRE,
+      [k.lease, k.applied],
+      [holder, this.leaseMs, Date.parse(candidate.occurredAt), candidate.eventId, this.#ttl],
+    );
     if (!Array.isArray(answer)) return { acquired: false };
     const raw = String(answer[1] ?? '');
-    return { acquired: true, newest: raw ? parseMark(raw) : null };
+    return { acquired: true, newest: raw ? parseMark(raw) : null, claimed: Number(answer[2]) === 1 };
+  }
+
+  /**
+   * Klaviyo did not record `claimed` (a refusal, or the request never left): while `holder` still
+   * has the lease, puts back the mark that was there before the claim, and releases the lease.
+   * Answers whether the claim was withdrawn.
+   */
+  async withdraw(
+    email: string,
+    holder: string,
+    claimed: AppliedMark,
+    before: AppliedMark | null,
+  ): Promise<boolean> {
+    const k = this.#keys(email);
+    const answer = await runScript(
+      this.#redis,
+      WITHDRAW,
+      [k.applied, k.lease],
+      [holder, formatMark(claimed), before ? formatMark(before) : '', this.#ttl],
+    );
+    return Number(answer) === 1;
   }
 
   /** Stores `mark` if it is newer than the one stored, and releases `holder`'s lease, atomically. */
@@ -140,6 +207,10 @@ export class EmailState {
     const raw = await this.#redis.get(this.#keys(email).applied);
     return raw ? parseMark(raw) : null;
   }
+}
+
+function formatMark(mark: AppliedMark): string {
+  return `${Date.parse(mark.occurredAt)}|${mark.eventId}`;
 }
 
 function parseMark(raw: string): AppliedMark {

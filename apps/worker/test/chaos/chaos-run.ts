@@ -99,6 +99,8 @@ export interface ChaosResult {
   sender: SenderStats;
   faults: Record<string, number>;
   actions: { kind: ChaosAction['kind']; atMs: number; tookMs: number }[];
+  /** Epoch ms the sending window started (log lines carry epoch times). */
+  startedAt: number;
   sendMs: number;
   drainMs: number;
   klaviyo: {
@@ -112,6 +114,8 @@ export interface ChaosResult {
       metricName: string;
       time: string;
       backfill: boolean;
+      /** When the stand-in recorded it, in ms since the run started. */
+      receivedMs: number;
       properties: Record<string, unknown>;
       profileProperties?: Record<string, unknown>;
     }[];
@@ -462,6 +466,7 @@ async function drive(
       sender: sender.stats(),
       faults,
       actions,
+      startedAt: started,
       sendMs,
       drainMs,
       klaviyo: {
@@ -475,6 +480,7 @@ async function drive(
           metricName: e.metricName,
           time: e.time,
           backfill: e.backfill,
+          receivedMs: e.receivedAt - started,
           properties: e.properties,
           ...(e.profileProperties ? { profileProperties: e.profileProperties } : {}),
         })),
@@ -692,4 +698,37 @@ export function chaosReport(r: ChaosResult, violations: string[]): ChaosReport {
 export function writeReport(path: string, report: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+}
+
+/**
+ * For each address named in an order or final-state violation: its events as the stand-in
+ * recorded them (with when), the chaos actions around them, and every output line naming one of
+ * its customer's event ids, so a failed run can be read without replaying it.
+ */
+export function violationEvidence(r: ChaosResult, violations: string[]): Record<string, unknown> {
+  const evidence: Record<string, unknown> = {};
+  for (const v of violations) {
+    const email = /^(?:order|final state): (\S+?)(?::| is )/.exec(v)?.[1]?.toLowerCase();
+    if (!email || email in evidence) continue;
+    const events = r.klaviyo.events.filter((e) => e.email.trim().toLowerCase() === email);
+    const ids = new Set(events.map((e) => e.uniqueId));
+    const customer = [...r.customers.values()].find((c) => c.expected.includes(email));
+    for (const w of r.plan) if (customer?.ids.includes(w.customerId)) ids.add(w.id);
+    const lines = r.output.split('\n').filter((line) => [...ids].some((id) => line.includes(id)));
+    evidence[email] = {
+      planned: r.plan
+        .filter((w) => ids.has(w.id))
+        .map((w) => ({ id: w.id, type: w.type, time: w.timestamp })),
+      recorded: events.map(({ uniqueId, time, backfill, receivedMs }) => ({
+        uniqueId,
+        time,
+        backfill,
+        receivedMs,
+      })),
+      startedAt: r.startedAt,
+      actions: r.actions,
+      lines: lines.slice(0, 200),
+    };
+  }
+  return evidence;
 }

@@ -7,7 +7,14 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { numberFromEnv, seedFromEnv } from '../system/random.js';
-import { type ChaosOptions, chaosReport, findViolations, runChaos, writeReport } from './chaos-run.js';
+import {
+  type ChaosOptions,
+  chaosReport,
+  findViolations,
+  runChaos,
+  violationEvidence,
+  writeReport,
+} from './chaos-run.js';
 
 const durationMs = numberFromEnv('CHAOS_DURATION_MS', 60_000);
 const options: ChaosOptions = {
@@ -46,6 +53,11 @@ describe('chaos: built ingest + two workers under upstream faults, kills, freeze
       const violations = findViolations(result);
       const report = chaosReport(result, violations);
       if (options.reportPath) writeReport(options.reportPath, report);
+      if (options.reportPath && violations.length > 0) {
+        const evidencePath = options.reportPath.replace(/(\.json)?$/, '.evidence.json');
+        writeReport(evidencePath, violationEvidence(result, violations));
+        console.log(`chaos evidence of the violations: ${evidencePath}`);
+      }
       console.log(`chaos report (seed ${options.seed}): ${JSON.stringify(report, null, 2)}`);
       expect(violations).toEqual([]);
       expect(report.lost).toBe(0);
