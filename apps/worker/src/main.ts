@@ -15,6 +15,7 @@ import {
   watchRedisConnection,
 } from '@gk/runtime';
 import { loadWorkerConfig } from './config.js';
+import { PseudonymKeyMismatch } from './state/pseudonym-key.js';
 import { createWorkers } from './workers.js';
 
 const config = loadConfigOrExit('worker', () => loadWorkerConfig());
@@ -104,6 +105,18 @@ handleShutdownSignals({
   ],
 });
 
+// The email pseudonym key must be the one this Redis's job ids and keys were made with: a worker
+// with another one stops here. Redis not answering yet is no reason to stop (jobs read it later).
+try {
+  await bridge.pseudonyms.get();
+} catch (err) {
+  if (err instanceof PseudonymKeyMismatch) {
+    process.stderr.write(`worker: refusing to start: ${err.message}\n`);
+    disconnectRedis();
+    process.exit(1);
+  }
+  logger.warn({ err: (err as Error).message }, 'could not read the email pseudonym key yet; jobs will');
+}
 await listen(server, config.port, config.host);
 void warnIfRedisNotDurable(connection, logger);
 bridge.run();

@@ -16,6 +16,7 @@ import { CredentialsStatus } from './state/credentials.js';
 import { CustomerCache } from './state/customer-cache.js';
 import { EmailState } from './state/email-state.js';
 import { KlaviyoProfileCheck } from './state/profile-check.js';
+import { PseudonymKey } from './state/pseudonym-key.js';
 
 export interface WorkerDeps {
   config: WorkerConfig;
@@ -51,6 +52,8 @@ export interface BridgeWorkers {
   klaviyoCredentials: CredentialsStatus;
   /** The Gladly webhook watchdog and Events API reconciliation (scheduled jobs). */
   selfHealing: SelfHealing;
+  /** The key of the email pseudonyms (LOG_EMAIL_HASH_KEY, or generated and kept in Redis). */
+  pseudonyms: PseudonymKey;
   run(): void;
   /** Stops taking jobs, waits for the ones in flight, closes queues. Leaves the connection open. */
   close(): Promise<void>;
@@ -80,9 +83,12 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       (upstream === 'gladly' ? gladlyCredentials : klaviyoCredentials).rejected,
   });
   const stateConnection = deps.stateConnection ?? connection;
+  const pseudonyms = new PseudonymKey(stateConnection, prefix, config.emailHashKey);
+  const pseudonymKey = () => pseudonyms.get();
   const emailState = new EmailState(stateConnection, {
     prefix: `${prefix}:state`,
     leaseMs: config.lockDurationMs + LEASE_MARGIN_MS,
+    pseudonymKey,
   });
   const customerCache = new CustomerCache(stateConnection, {
     prefix,
@@ -98,7 +104,8 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       name: QueueName.transitions,
       limitPerSecond: config.gladly.ratePerSecond,
       processor: createTransitionsProcessor({
-        settings: { emailHashKey: config.emailHashKey, upstream },
+        settings: { upstream },
+        pseudonymKey,
         gladly: deps.gladly,
         customerCache,
         deliveries: queues.deliveries,
@@ -117,9 +124,9 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
           metricClosed: config.klaviyo.metricClosed,
           profileProperty: config.klaviyo.profileProperty,
           includeConversationId: config.klaviyo.includeConversationId,
-          emailHashKey: config.emailHashKey,
           upstream,
         },
+        pseudonymKey,
         klaviyo: deps.klaviyo,
         emailState,
         logger: logger.child({ queue: QueueName.deliveries }),
@@ -132,6 +139,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
               profileCheck: new KlaviyoProfileCheck(stateConnection, deps.klaviyo, {
                 prefix,
                 ttlSeconds: config.klaviyo.profileCacheTtlSeconds,
+                pseudonymKey,
               }),
             }),
       }) as Processor,
@@ -200,6 +208,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     gladlyCredentials,
     klaviyoCredentials,
     selfHealing,
+    pseudonyms,
     run() {
       for (const w of workers) {
         w.run().catch((err: unknown) => logger.error({ err }, 'worker stopped unexpectedly'));

@@ -27,6 +27,8 @@ import { GLADLY_TOKEN, GLADLY_USER, KLAVIYO_KEY } from './harness.js';
 
 const PROP = 'In Gladly Conversation';
 const EMAIL = 'fenced.person@example.com';
+/** The test adds delivery jobs itself: their ids only need to be deterministic. */
+const TEST_PSEUDONYM_KEY = 'fencing-test-key';
 
 let redis: TestRedis;
 const cleanups: (() => Promise<void>)[] = [];
@@ -102,7 +104,7 @@ function delivery(type: TransitionType, id: string, at: string) {
   return {
     name: 'deliver',
     data: { ...transition, email: EMAIL, resolvedCustomerId: 'cust-fenced' },
-    opts: { jobId: deliveryJobId(id, EMAIL) },
+    opts: { jobId: deliveryJobId(id, EMAIL, TEST_PSEUDONYM_KEY) },
   };
 }
 
@@ -165,7 +167,8 @@ describe('fenced per-email lease', () => {
     release();
     await waitFor(
       async () =>
-        (await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL)))?.finishedOn !== undefined,
+        (await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL, TEST_PSEUDONYM_KEY)))
+          ?.finishedOn !== undefined,
       { timeoutMs: 20_000, what: 'the old delivery to finish' },
     );
 
@@ -173,7 +176,7 @@ describe('fenced per-email lease', () => {
     expect(klaviyo.profile(EMAIL)?.properties[PROP]).toBe(false);
     expect(klaviyo.events.find((e) => e.uniqueId === 'evt-old')?.backfill).toBe(true);
     expect(klaviyo.events.filter((e) => e.uniqueId === 'evt-new')).toHaveLength(1);
-    const job = await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL));
+    const job = await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL, TEST_PSEUDONYM_KEY));
     expect(job?.returnvalue).toMatchObject({ outcome: 'delivered_backfill' });
     expect(second.logLines.length).toBeGreaterThan(0);
     expect(first.logLines.join('\n')).not.toContain(EMAIL);
@@ -230,14 +233,15 @@ describe('fenced per-email lease', () => {
     await producer.deliveries.add(old.name, old.data, old.opts);
     await waitFor(
       async () =>
-        (await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL)))?.finishedOn !== undefined,
+        (await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL, TEST_PSEUDONYM_KEY)))
+          ?.finishedOn !== undefined,
       { timeoutMs: 45_000, what: 'the older delivery to finish' },
     );
 
     // Klaviyo recorded the newer one, so the older one never sets the profile back.
     expect(klaviyo.events.find((e) => e.uniqueId === 'evt-old')?.backfill).toBe(true);
     expect(klaviyo.profile(EMAIL)?.properties[PROP]).toBe(false);
-    const job = await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL));
+    const job = await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL, TEST_PSEUDONYM_KEY));
     expect(job?.returnvalue).toMatchObject({ outcome: 'delivered_backfill' });
     expect(first.logLines.join('\n')).not.toContain(EMAIL);
   }, 90_000);

@@ -21,8 +21,6 @@ export interface DeliveriesSettings {
   metricClosed: string;
   profileProperty: string;
   includeConversationId: boolean;
-  /** Key of the email pseudonyms in logs. */
-  emailHashKey: string;
   upstream: UpstreamPolicy;
   /**
    * A request must end this long before the per-email lease does (Redis' clock and ours, the
@@ -43,6 +41,8 @@ export interface DeliveriesDeps {
   pauseQueue: (ms: number) => Promise<void>;
   /** How long a delivery waits before trying again for an email whose lease is taken. */
   leaseWaitMs?: () => number;
+  /** The key of the email pseudonyms (logs, Redis keys): see PseudonymKey. */
+  pseudonymKey: () => Promise<string>;
   /** Set when KLAVIYO_CREATE_PROFILES=false: only emails with a Klaviyo profile are sent. */
   profileCheck?: KlaviyoProfileCheck;
 }
@@ -63,7 +63,7 @@ const MIN_REQUEST_MS = 250;
  * lease does: an attempt frozen past its lease (its email may meanwhile have been delivered a
  * newer transition) finds the deadline passed and sends nothing; an attempt killed or frozen after
  * Klaviyo recorded its event has already claimed it, so an older transition after the lease
- * lapses goes as backfill. A claim Klaviyo is known not to have recorded (an error answer, no
+ * lapses goes as backfill. A claim Klaviyo is known not to have recorded (a 4xx answer, no
  * request) is withdrawn. What remains is stated in docs/reliability.md.
  */
 export function createDeliveriesProcessor(deps: DeliveriesDeps) {
@@ -100,7 +100,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       eventId: d.eventId,
       transitionJobId: transitionJobId(d.eventId),
       jobId: job.id,
-      emailHash: hashEmail(d.email, settings.emailHashKey),
+      emailHash: hashEmail(d.email, await deps.pseudonymKey()),
       attempt: job.attemptsMade + 1,
     });
 
@@ -185,8 +185,9 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
           // longer, so a newer one does not overtake a request still under way.
           await deps.emailState.markAppliedAndHold(d.email, holder, mark, UNANSWERED_HOLD_MS);
           released = true;
-        } else if (!unanswered) {
-          // An answer that is not a 2xx, or no request at all: Klaviyo has not recorded it.
+        } else if (answer.kind !== 'retryable' || answer.notSent) {
+          // A 4xx (a refusal, 429, credentials), or no request at all: Klaviyo has not recorded
+          // it. A 5xx keeps the claim: a gateway may answer one for a request that went through.
           await withdrawClaim();
         }
         // Awaited here, inside the try: the lease is released only after the failure is handled,

@@ -1,3 +1,4 @@
+import { hashEmail, LEGACY_EMAIL_HASH_KEY } from '@gk/domain';
 import { createWorkerConnection, type RedisConnection } from '@gk/queue';
 import {
   type RedisCluster,
@@ -16,6 +17,7 @@ import { EmailState } from './email-state.js';
 let redis: RedisServer | RedisCluster;
 let connection: RedisConnection;
 let state: EmailState;
+let prefix: string;
 
 beforeAll(async () => {
   if (testClusterNodes().length > 0) {
@@ -27,7 +29,12 @@ beforeAll(async () => {
     redis = server;
     connection = createWorkerConnection({ url: server.url }, 'email-state-test');
   }
-  state = new EmailState(connection, { prefix: uniquePrefix('email-state'), leaseMs: 300 });
+  prefix = uniquePrefix('email-state');
+  state = new EmailState(connection, {
+    prefix,
+    leaseMs: 300,
+    pseudonymKey: async () => 'email-state-test-key',
+  });
 });
 
 afterAll(async () => {
@@ -197,6 +204,37 @@ describe('EmailState', () => {
     expect((await state.acquire(email, 'job-2', OLDEST)).acquired).toBe(true);
     await state.markAppliedAndRelease(email, 'job-1', mark('2026-11-20T14:00:00.000Z', 'evt-1'));
     expect(await state.acquire(email, 'job-3', OLDEST)).toEqual({ acquired: false });
+  });
+
+  it('honours the mark and waits for the lease a version before keyed pseudonyms left', async () => {
+    const email = freshEmail();
+    const legacy = `${prefix}:email:${hashEmail(email, LEGACY_EMAIL_HASH_KEY)}`;
+    const before = mark('2026-11-20T14:05:00.000Z', 'evt-v1');
+    await connection.set(`${legacy}:applied`, `${Date.parse(before.occurredAt)}|${before.eventId}`);
+    await connection.set(`${legacy}:lease`, 'v1-holder', 'PX', 300);
+    expect(await state.acquire(email, 'job-1', OLDEST)).toEqual({ acquired: false });
+    await sleep(400);
+    // Older than the old version's mark: not claimed, and the old mark is the newest.
+    expect(await state.acquire(email, 'job-1', mark('2026-11-20T14:00:00.000Z', 'evt-a'))).toEqual({
+      acquired: true,
+      newest: before,
+      claimed: false,
+    });
+    await state.release(email, 'job-1');
+    // Newer: claimed under the keyed key only; the old key is left to expire.
+    const newer = mark('2026-11-20T14:10:00.000Z', 'evt-b');
+    expect(await state.acquire(email, 'job-2', newer)).toEqual({
+      acquired: true,
+      newest: before,
+      claimed: true,
+    });
+    expect(await state.newestApplied(email)).toEqual(newer);
+    expect(await connection.get(`${legacy}:applied`)).toBe(
+      `${Date.parse(before.occurredAt)}|${before.eventId}`,
+    );
+    expect(await connection.get(`${prefix}:email:${hashEmail(email, 'email-state-test-key')}:applied`)).toBe(
+      `${Date.parse(newer.occurredAt)}|${newer.eventId}`,
+    );
   });
 
   it('loads its scripts again after the server forgot them', async () => {

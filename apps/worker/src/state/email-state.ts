@@ -1,11 +1,12 @@
-import { type AppliedMark, hashEmail } from '@gk/domain';
+import { type AppliedMark, hashEmail, isStale, LEGACY_EMAIL_HASH_KEY } from '@gk/domain';
 import type { RedisConnection } from '@gk/queue';
 import { defineScript, runScript } from './redis-script.js';
 
 /**
  * Per-email state in Redis: a lease so two deliveries for one email never run at once, and the
- * newest transition applied to it, so an older one is sent as backfill. Keys carry a hash of the
- * email, never the address.
+ * newest transition applied to it, so an older one is sent as backfill. Keys carry the email's
+ * keyed pseudonym, never the address; the keys versions before keyed pseudonyms wrote are read
+ * too (their marks honoured, their leases waited for) until they expire.
  *
  * The lease is fenced: its holder is the attempt (BullMQ's lock token, new for every attempt), so
  * a re-run of a stalled job cannot take over a lease the frozen original still holds, and the
@@ -19,8 +20,8 @@ import { defineScript, runScript } from './redis-script.js';
  *
  * A delivery costs two Redis calls around its Klaviyo request, each one Lua script run atomically:
  * take the lease, read the newest mark and claim it, immediately before the request; then store
- * the mark (if newer) and let go of the lease, or withdraw the claim. Both keys of an email share a prefix, so on a cluster
- * they sit in one hash slot.
+ * the mark (if newer) and let go of the lease, or withdraw the claim. All keys of an email share
+ * the queue prefix, which is hash-tagged on a cluster, so they sit in one hash slot.
  */
 export interface EmailStateOptions {
   prefix: string;
@@ -28,6 +29,8 @@ export interface EmailStateOptions {
   leaseMs: number;
   /** How long the applied mark is remembered (older marks are forgotten: 30 days by default). */
   stateTtlSeconds?: number;
+  /** The key of the email pseudonyms in the Redis keys (see PseudonymKey). */
+  pseudonymKey: () => Promise<string>;
 }
 
 export type LeaseResult =
@@ -52,17 +55,26 @@ local function newer_than(cur, ms, id)
 end`;
 
 /**
- * KEYS: lease, applied. ARGV: holder, lease ms, candidate occurred-at ms, candidate event id,
- * ttl seconds. Takes the lease (or renews it when this holder already has it), reads the newest
- * mark, and, when the candidate is newer, stores it as the mark, all in one step. Answers 0 when
- * another holder has the lease, else {1, the mark before or '', 1 if claimed else 0}.
+ * KEYS: lease, applied, and the lease and mark keys of versions before keyed pseudonyms. ARGV:
+ * holder, lease ms, candidate occurred-at ms, candidate event id, ttl seconds. Takes the lease (or
+ * renews it when this holder already has it; not while an older version's worker holds the
+ * email), reads the newest mark (the newer of ours and an older version's), and, when the
+ * candidate is newer, stores it as the mark, all in one step. Answers 0 when another holder has
+ * the lease, else {1, the mark before or '', 1 if claimed else 0}.
  */
 const ACQUIRE = defineScript(`${NEWER_THAN}
+local legacyHolder = redis.call('GET', KEYS[3])
+if legacyHolder and legacyHolder ~= ARGV[1] then return 0 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 local cur = redis.call('GET', KEYS[2])
+local legacy = redis.call('GET', KEYS[4])
+if legacy then
+  local sep = string.find(legacy, '|', 1, true)
+  if not cur or newer_than(cur, string.sub(legacy, 1, sep - 1), string.sub(legacy, sep + 1)) then cur = legacy end
+end
 local claimed = 0
 if newer_than(cur, ARGV[3], ARGV[4]) then
   redis.call('SET', KEYS[2], ARGV[3] .. '|' .. ARGV[4], 'EX', ARGV[5])
@@ -107,22 +119,38 @@ end
 redis.call('DEL', KEYS[2])
 return withdrawn`);
 
+interface EmailKeys {
+  lease: string;
+  applied: string;
+  /** The same keys under the unkeyed pseudonym of versions before keyed pseudonyms (read only). */
+  legacyLease: string;
+  legacyApplied: string;
+}
+
 export class EmailState {
   readonly #redis: RedisConnection;
   readonly #prefix: string;
   readonly #ttl: number;
+  readonly #pseudonymKey: () => Promise<string>;
   readonly leaseMs: number;
 
   constructor(redis: RedisConnection, options: EmailStateOptions) {
     this.#redis = redis;
     this.#prefix = options.prefix;
     this.#ttl = options.stateTtlSeconds ?? 30 * 24 * 3600;
+    this.#pseudonymKey = options.pseudonymKey;
     this.leaseMs = options.leaseMs;
   }
 
-  #keys(email: string): { lease: string; applied: string } {
-    const base = `${this.#prefix}:email:${hashEmail(email)}`;
-    return { lease: `${base}:lease`, applied: `${base}:applied` };
+  async #keys(email: string): Promise<EmailKeys> {
+    const base = `${this.#prefix}:email:${hashEmail(email, await this.#pseudonymKey())}`;
+    const legacy = `${this.#prefix}:email:${hashEmail(email, LEGACY_EMAIL_HASH_KEY)}`;
+    return {
+      lease: `${base}:lease`,
+      applied: `${base}:applied`,
+      legacyLease: `${legacy}:lease`,
+      legacyApplied: `${legacy}:applied`,
+    };
   }
 
   /**
@@ -133,11 +161,11 @@ export class EmailState {
    * it); an attempt that learns Klaviyo did not record it withdraws the claim (`withdraw`).
    */
   async acquire(email: string, holder: string, candidate: AppliedMark): Promise<LeaseResult> {
-    const k = this.#keys(email);
+    const k = await this.#keys(email);
     const answer = await runScript(
       this.#redis,
       ACQUIRE,
-      [k.lease, k.applied],
+      [k.lease, k.applied, k.legacyLease, k.legacyApplied],
       [holder, this.leaseMs, Date.parse(candidate.occurredAt), candidate.eventId, this.#ttl],
     );
     if (!Array.isArray(answer)) return { acquired: false };
@@ -156,7 +184,7 @@ export class EmailState {
     claimed: AppliedMark,
     before: AppliedMark | null,
   ): Promise<boolean> {
-    const k = this.#keys(email);
+    const k = await this.#keys(email);
     const answer = await runScript(
       this.#redis,
       WITHDRAW,
@@ -168,7 +196,7 @@ export class EmailState {
 
   /** Stores `mark` if it is newer than the one stored, and releases `holder`'s lease, atomically. */
   async markAppliedAndRelease(email: string, holder: string, mark: AppliedMark): Promise<void> {
-    const k = this.#keys(email);
+    const k = await this.#keys(email);
     await runScript(
       this.#redis,
       MARK_AND_RELEASE,
@@ -183,7 +211,7 @@ export class EmailState {
    * newer delivery does not overtake a request still under way.
    */
   async markAppliedAndHold(email: string, holder: string, mark: AppliedMark, holdMs: number): Promise<void> {
-    const k = this.#keys(email);
+    const k = await this.#keys(email);
     await runScript(
       this.#redis,
       MARK_AND_RELEASE,
@@ -194,7 +222,7 @@ export class EmailState {
 
   /** Releases the lease if `holder` still has it. */
   async release(email: string, holder: string): Promise<void> {
-    const k = this.#keys(email);
+    const k = await this.#keys(email);
     await runScript(
       this.#redis,
       MARK_AND_RELEASE,
@@ -203,9 +231,13 @@ export class EmailState {
     );
   }
 
+  /** The newest mark of the email (ours, or one an older version wrote, whichever is newer). */
   async newestApplied(email: string): Promise<AppliedMark | null> {
-    const raw = await this.#redis.get(this.#keys(email).applied);
-    return raw ? parseMark(raw) : null;
+    const k = await this.#keys(email);
+    const marks = (await Promise.all([this.#redis.get(k.applied), this.#redis.get(k.legacyApplied)]))
+      .filter((raw): raw is string => raw !== null)
+      .map(parseMark);
+    return marks.reduce<AppliedMark | null>((newest, m) => (newest && isStale(m, newest) ? newest : m), null);
   }
 }
 
