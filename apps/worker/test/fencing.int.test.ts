@@ -108,20 +108,26 @@ function delivery(type: TransitionType, id: string, at: string) {
   };
 }
 
+/** The stand-ins and a producer on a fresh prefix, closed after the test. */
+async function startScene(name: string) {
+  const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
+  const klaviyo: KlaviyoStandIn = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
+  cleanups.push(async () => {
+    await Promise.all([gladly.close(), klaviyo.close()]);
+  });
+  const prefix = uniquePrefix(name);
+  const producerConnection = createWorkerConnection(redis.target, 'test-producer');
+  const producer: BridgeQueues = createQueues(producerConnection, prefix);
+  cleanups.push(async () => {
+    await closeQueues(producer);
+    producerConnection.disconnect();
+  });
+  return { gladly, klaviyo, prefix, producer };
+}
+
 describe('fenced per-email lease', () => {
   it('a delivery held past its lease while a newer one is delivered elsewhere never sets the profile back', async () => {
-    const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
-    const klaviyo: KlaviyoStandIn = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
-    cleanups.push(async () => {
-      await Promise.all([gladly.close(), klaviyo.close()]);
-    });
-    const prefix = uniquePrefix('fencing');
-    const producerConnection = createWorkerConnection(redis.target, 'test-producer');
-    const producer: BridgeQueues = createQueues(producerConnection, prefix);
-    cleanups.push(async () => {
-      await closeQueues(producer);
-      producerConnection.disconnect();
-    });
+    const { gladly, klaviyo, prefix, producer } = await startScene('fencing');
 
     // The first worker's Klaviyo client stops before sending the old event, as a process frozen
     // between its lease check and the request would, until the test lets it go on.
@@ -183,18 +189,7 @@ describe('fenced per-email lease', () => {
   }, 90_000);
 
   it('a delivery Klaviyo recorded by a worker that then died counts as applied: an older one goes as backfill', async () => {
-    const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
-    const klaviyo: KlaviyoStandIn = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
-    cleanups.push(async () => {
-      await Promise.all([gladly.close(), klaviyo.close()]);
-    });
-    const prefix = uniquePrefix('fencing-dead');
-    const producerConnection = createWorkerConnection(redis.target, 'test-producer');
-    const producer: BridgeQueues = createQueues(producerConnection, prefix);
-    cleanups.push(async () => {
-      await closeQueues(producer);
-      producerConnection.disconnect();
-    });
+    const { gladly, klaviyo, prefix, producer } = await startScene('fencing-dead');
 
     // The first worker's request reaches Klaviyo, which records the event; then the worker is
     // gone before it can note it in Redis (killed, or frozen for good): its call never returns.
