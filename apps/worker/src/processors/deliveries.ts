@@ -140,10 +140,9 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       return tryAgainSoon(job, token);
     }
     let released = false;
-    /** Klaviyo did not record the event: the claim on the email's mark is withdrawn. */
+    /** Klaviyo did not record the event: its claim (this attempt's or an earlier one's) goes. */
     const withdrawClaim = async () => {
-      if (!lease.claimed) return;
-      await deps.emailState.withdraw(d.email, holder, mark, lease.newest);
+      await deps.emailState.withdraw(d.email, holder, mark);
       released = true;
     };
     try {
@@ -183,7 +182,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
           // No answer (timeout, reset): Klaviyo may have recorded the event, or may still. The
           // claim stays, so an older transition goes as backfill, and the lease is kept a little
           // longer, so a newer one does not overtake a request still under way.
-          await deps.emailState.markAppliedAndHold(d.email, holder, mark, UNANSWERED_HOLD_MS);
+          await deps.emailState.hold(d.email, holder, UNANSWERED_HOLD_MS);
           released = true;
         } else if (answer.kind !== 'retryable' || answer.notSent) {
           // A 4xx (a refusal, 429, credentials), or no request at all: Klaviyo has not recorded
@@ -195,12 +194,12 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
         return await guard(answer, log, { name: 'delivery', subject: 'event' }, fields);
       }
       deps.credentials.accept();
-      if (!stale) {
-        // One Redis call stores the mark and lets go of the lease; its failure fails the job
-        // (a retry is harmless: Klaviyo dedupes by unique_id).
-        await deps.emailState.markAppliedAndRelease(d.email, holder, mark);
-        released = true;
-      }
+      // One Redis call stores the mark (if newer; a backfill sets nothing, so it only drops a
+      // claim an earlier attempt of it made), drops the transition's claim and lets go of the
+      // lease; its failure fails the job (a retry is harmless: Klaviyo dedupes by unique_id).
+      if (stale) await withdrawClaim();
+      else await deps.emailState.markAppliedAndRelease(d.email, holder, mark);
+      released = true;
       const outcome = stale ? 'delivered_backfill' : 'delivered';
       deps.metrics.deliveries.inc({ outcome });
       deps.metrics.lag.observe(Math.max(0, Date.now() - Date.parse(d.occurredAt)) / 1000);
