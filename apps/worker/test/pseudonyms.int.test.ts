@@ -115,7 +115,9 @@ describe('keyed pseudonyms in the worker', () => {
     const [job] = await h.producer.deliveries.getJobs(['completed']);
     expect(job?.id).toBe(deliveryJobId('evt-keyed', email, key));
     expect(job?.id).not.toBe(legacyDeliveryJobId('evt-keyed', email));
-    const keys = await connection.keys(`${h.prefix}:*`);
+    // Every node's keys (on a cluster, KEYS answers for one node only).
+    const nodes = 'nodes' in connection ? connection.nodes('master') : [connection];
+    const keys = (await Promise.all(nodes.map((node) => node.keys(`${h?.prefix}:*`)))).flat();
     const unkeyed = [
       hashEmail(email, LEGACY_EMAIL_HASH_KEY),
       createHash('sha256').update(email.toLowerCase()).digest('hex').slice(0, 24),
