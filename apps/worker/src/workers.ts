@@ -12,6 +12,7 @@ import { createCustomerChangesProcessor } from './processors/customer-changes.js
 import { createDeliveriesProcessor } from './processors/deliveries.js';
 import { createTransitionsProcessor } from './processors/transitions.js';
 import { createSelfHealing, type SelfHealing } from './self-healing/self-healing.js';
+import { ConversationState } from './state/conversations.js';
 import { CredentialsStatus } from './state/credentials.js';
 import { CustomerCache } from './state/customer-cache.js';
 import { EmailState } from './state/email-state.js';
@@ -84,6 +85,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     prefix: `${prefix}:state`,
     leaseMs: config.lockDurationMs + LEASE_MARGIN_MS,
   });
+  const conversations = new ConversationState(stateConnection, { prefix: `${prefix}:state` });
   const customerCache = new CustomerCache(stateConnection, {
     prefix,
     ttlSeconds: config.gladly.customerCacheTtlSeconds,
@@ -101,6 +103,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
         settings: { emailHashKey: config.emailHashKey, upstream },
         gladly: deps.gladly,
         customerCache,
+        conversations,
         deliveries: queues.deliveries,
         logger: logger.child({ queue: QueueName.transitions }),
         metrics,
@@ -137,11 +140,14 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       }) as Processor,
     },
     {
-      // Only Redis work (dropping cache entries): no upstream, so no limit.
+      // Only Redis work (dropping cache entries, joining merged conversations): no upstream, so no limit.
       name: QueueName.customerChanges,
       limitPerSecond: 0,
       processor: createCustomerChangesProcessor({
         customerCache,
+        conversations,
+        deliveries: queues.deliveries,
+        emailHashKey: config.emailHashKey,
         logger: logger.child({ queue: QueueName.customerChanges }),
         metrics,
       }) as Processor,

@@ -1,15 +1,23 @@
-import { hashEmail, normalizeEmails } from '@gk/domain';
+import { emailKey, hashEmail, normalizeEmails } from '@gk/domain';
 import type { CustomerEmailsResult, GladlyClient } from '@gk/gladly';
 import { bulkJob, type DeliveryJobData, deliveryJob, TransitionJobData } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { type Job, type Queue, UnrecoverableError } from 'bullmq';
 import { statusClass, type WorkerMetrics } from '../metrics.js';
+import type { ConversationState } from '../state/conversations.js';
 import type { CredentialsStatus } from '../state/credentials.js';
 import type { CustomerCache } from '../state/customer-cache.js';
 import { createUpstreamGuard, type UpstreamPolicy } from './upstream-guard.js';
 
 export type TransitionResult =
-  | { outcome: 'fanned_out'; customerId: string; deliveries: number; invalidEmails: number }
+  | {
+      outcome: 'fanned_out';
+      customerId: string;
+      deliveries: number;
+      invalidEmails: number;
+      /** A close: addresses its conversation opened that the customer no longer has. */
+      remembered?: number;
+    }
   | { outcome: 'customer_not_found'; customerId: string }
   | { outcome: 'no_email'; customerId: string; invalidEmails: number };
 
@@ -25,6 +33,8 @@ export interface TransitionsDeps {
   gladly: GladlyClient;
   /** Lookups kept in Redis for GLADLY_CUSTOMER_CACHE_TTL_SECONDS (off at 0). */
   customerCache: CustomerCache;
+  /** Which addresses each conversation opened: a close reaches them too. */
+  conversations: ConversationState;
   deliveries: Queue<DeliveryJobData>;
   logger: Logger;
   metrics: WorkerMetrics;
@@ -35,7 +45,10 @@ export interface TransitionsDeps {
 
 /**
  * Looks up the customer's emails (in the cache, else in Gladly) and fans out one delivery per
- * distinct valid email.
+ * distinct valid email. A start (created, reopened) is remembered under its conversation with
+ * the addresses it reached; a close goes to the current addresses and every address its
+ * conversation opened (or inherited through a merge), so an address removed mid-conversation,
+ * or left behind by a merge, is closed too. Both are recorded before the deliveries are added.
  * Delivery job ids are derived from (event id, email) and added in one pipeline (BullMQ's addBulk:
  * not atomic), so a retried transition, even one that crashed halfway through the fan-out, adds
  * only the deliveries still missing and never a second one.
@@ -106,43 +119,61 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
       await cacheLookup(t.customerId, lookup, cached.ticket, log);
     }
 
-    if (lookup.status === 'not_found') {
+    const resolvedCustomerId = lookup.customerId;
+    let current: string[] = [];
+    let invalid: string[] = [];
+    if (lookup.status === 'found') {
+      ({ emails: current, invalid } = normalizeEmails(lookup.emails));
+      if (invalid.length > 0) {
+        deps.metrics.invalidEmails.inc(invalid.length);
+        log.warn(
+          { invalidEmails: invalid.map((e) => hashEmail(e, settings.emailHashKey)) },
+          'skipped invalid email addresses',
+        );
+      }
+    }
+    // Recorded before the deliveries exist: a close fanned out after this finds these addresses.
+    let remembered: string[] = [];
+    if (current.length > 0 || t.kind === 'closed') {
+      const known = await deps.conversations.recordFanOut(t, current, resolvedCustomerId);
+      if (t.kind === 'closed') {
+        const have = new Set(current.map(emailKey));
+        remembered = normalizeEmails(known).emails.filter((e) => !have.has(emailKey(e)));
+      }
+    }
+    const emails = [...current, ...remembered];
+
+    if (emails.length === 0 && lookup.status === 'not_found') {
       deps.metrics.transitions.inc({ outcome: 'customer_not_found' });
       log.warn('customer not found in Gladly; nothing to send');
       return { outcome: 'customer_not_found', customerId: lookup.customerId };
     }
-
-    const { emails, invalid } = normalizeEmails(lookup.emails);
-    if (invalid.length > 0) {
-      deps.metrics.invalidEmails.inc(invalid.length);
-      log.warn(
-        { invalidEmails: invalid.map((e) => hashEmail(e, settings.emailHashKey)) },
-        'skipped invalid email addresses',
-      );
-    }
     if (emails.length === 0) {
       deps.metrics.transitions.inc({ outcome: 'no_email' });
-      log.warn({ resolvedCustomerId: lookup.customerId }, 'customer has no valid email; nothing to send');
-      return { outcome: 'no_email', customerId: lookup.customerId, invalidEmails: invalid.length };
+      log.warn({ resolvedCustomerId }, 'customer has no valid email; nothing to send');
+      return { outcome: 'no_email', customerId: resolvedCustomerId, invalidEmails: invalid.length };
     }
 
-    const jobs = emails.map((email) => bulkJob(deliveryJob(t, email, lookup.customerId)));
+    const jobs = emails.map((email) => bulkJob(deliveryJob(t, email, resolvedCustomerId)));
     await deps.deliveries.addBulk(jobs);
     deps.metrics.transitions.inc({ outcome: 'fanned_out' });
     log.info(
       {
-        resolvedCustomerId: lookup.customerId,
+        resolvedCustomerId,
         deliveries: jobs.map((j) => j.opts.jobId),
-        mergeHops: lookup.hops,
+        mergeHops: lookup.status === 'found' ? lookup.hops : undefined,
         cache: cached.hit ? 'hit' : deps.customerCache.enabled ? 'miss' : 'off',
+        ...(remembered.length > 0 ? { remembered: remembered.length } : {}),
+        ...(lookup.status === 'not_found' ? { customerNotFound: true } : {}),
       },
       'transition fanned out',
     );
     return {
       outcome: 'fanned_out',
-      customerId: lookup.customerId,
+      customerId: resolvedCustomerId,
       deliveries: jobs.length,
       invalidEmails: invalid.length,
+      ...(remembered.length > 0 ? { remembered: remembered.length } : {}),
     };
   };
 }
