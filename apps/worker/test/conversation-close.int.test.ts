@@ -166,3 +166,277 @@ describe('an address removed or replaced mid-conversation', () => {
     expect(h.klaviyo.events.slice(recorded).map((e) => [e.uniqueId, e.email])).toEqual([['rm-close', NEW]]);
   });
 });
+
+describe('a customer merged while a conversation is open', () => {
+  const A1 = 'merged.away@example.com';
+  const B1 = 'survivor@example.org';
+  const steps: Step[] = [
+    {
+      type: 'CONVERSATION/CREATED',
+      id: 'mg-b-create',
+      customerId: 'cust-b',
+      conversationId: 'conv-b',
+      minute: 0,
+    },
+    {
+      type: 'CONVERSATION/CREATED',
+      id: 'mg-a-create',
+      customerId: 'cust-a',
+      conversationId: 'conv-a',
+      minute: 1,
+    },
+  ];
+  const close: Step = {
+    type: 'CONVERSATION/CLOSED',
+    id: 'mg-b-close',
+    customerId: 'cust-b',
+    conversationId: 'conv-b',
+    minute: 20,
+  };
+  const merge = (eventId = 'mg-merge') =>
+    change(
+      {
+        eventId,
+        gladlyType: 'CUSTOMER/MERGED',
+        customerIds: ['cust-a', 'cust-b'],
+        merge: {
+          sourceCustomerId: 'cust-a',
+          destinationCustomerId: 'cust-b',
+          sourceConversationId: 'conv-a',
+          destinationConversationId: 'conv-b',
+        },
+      },
+      10,
+    );
+
+  async function openBoth() {
+    h.gladly.setCustomer('cust-a', [A1]);
+    h.gladly.setCustomer('cust-b', [B1]);
+    for (const s of steps) await send(s);
+    await waitFor(() => prop(A1) === true && prop(B1) === true, { what: 'both open' });
+    await settled();
+    // Gladly merges A into B: A's lookups answer 301 to B, whose addresses do not include A's.
+    h.gladly.mergeCustomer('cust-a', 'cust-b');
+  }
+
+  it('closing the destination conversation closes the source customer’s addresses too', async () => {
+    h = await startHarness(redis.target);
+    await openBoth();
+    await merge();
+    await settled();
+    expect(prop(A1)).toBe(true);
+    await send(close);
+    await settled();
+    expect(prop(A1)).toBe(false);
+    expect(prop(B1)).toBe(false);
+    expect((await h.producer.transitions.getJob('t-mg-b-close'))?.returnvalue).toMatchObject({
+      deliveries: 2,
+      remembered: 1,
+    });
+
+    // Redelivered (the merge as a new job, the transitions in reverse order): the same end.
+    const recorded = h.klaviyo.events.length;
+    while ((await h.producer.customerChanges.clean(0, 1_000, 'completed')).length > 0) {}
+    await merge();
+    await replay([...steps, close]);
+    expect(prop(A1)).toBe(false);
+    expect(prop(B1)).toBe(false);
+    // The replayed creates reach only B's address now (A answers 301 to B): history, no flip.
+    expect(h.klaviyo.events.slice(recorded).every((e) => e.backfill)).toBe(true);
+  });
+
+  it('a merge processed after the close still closes the source conversation’s addresses', async () => {
+    h = await startHarness(redis.target);
+    await openBoth();
+    // The customer-changes queue runs apart: the close is fanned out before the merge is read.
+    await send(close);
+    await settled();
+    expect(prop(B1)).toBe(false);
+    expect(prop(A1)).toBe(true);
+    await merge();
+    await settled();
+    expect(prop(A1)).toBe(false);
+    const job = await h.producer.customerChanges.getJob(customerChangeJobId('mg-merge'));
+    expect(job?.returnvalue).toMatchObject({ conversationsJoined: { inherited: 1, closed: 1 } });
+    // The close sent to A's address is the destination's own close (same unique_id, not history).
+    const event = eventsOf(A1).get('mg-b-close');
+    expect(event?.backfill).toBe(false);
+    expect(event?.profileProperties).toEqual({ [PROP]: false });
+
+    // The same merge again (a Gladly redelivery after the job was removed) adds nothing.
+    while ((await h.producer.customerChanges.clean(0, 1_000, 'completed')).length > 0) {}
+    const posts = h.klaviyo.events.length;
+    await merge();
+    await settled();
+    expect(h.klaviyo.events.length).toBe(posts);
+    expect(prop(A1)).toBe(false);
+  });
+
+  it('a merge that names no conversations joins nothing; the cache is still dropped', async () => {
+    h = await startHarness(redis.target);
+    await change(
+      {
+        eventId: 'mg-plain',
+        gladlyType: 'CUSTOMER/MERGED',
+        customerIds: ['cust-x', 'cust-y'],
+        merge: { sourceCustomerId: 'cust-x', destinationCustomerId: 'cust-y' },
+      },
+      0,
+    );
+    await settled();
+    const job = await h.producer.customerChanges.getJob(customerChangeJobId('mg-plain'));
+    expect(job?.returnvalue).toEqual({
+      outcome: 'invalidated',
+      customerIds: ['cust-x', 'cust-y'],
+      entriesDropped: 0,
+    });
+  });
+});
+
+describe('two open conversations reaching one address', () => {
+  const SHARED = 'shared.person@example.com';
+  const open1: Step = {
+    type: 'CONVERSATION/CREATED',
+    id: 'two-open-1',
+    customerId: 'cust-two',
+    conversationId: 'conv-1',
+    minute: 0,
+  };
+  const open2: Step = {
+    type: 'CONVERSATION/CREATED',
+    id: 'two-open-2',
+    customerId: 'cust-two',
+    conversationId: 'conv-2',
+    minute: 1,
+  };
+  const close1: Step = {
+    type: 'CONVERSATION/CLOSED',
+    id: 'two-close-1',
+    customerId: 'cust-two',
+    conversationId: 'conv-1',
+    minute: 2,
+  };
+  const close2: Step = {
+    type: 'CONVERSATION/CLOSED',
+    id: 'two-close-2',
+    customerId: 'cust-two',
+    conversationId: 'conv-2',
+    minute: 3,
+  };
+
+  it('the first close leaves it true (sent as history), the second makes it false', async () => {
+    h = await startHarness(redis.target);
+    h.gladly.setCustomer('cust-two', [SHARED]);
+    await send(open1);
+    await send(open2);
+    await settled();
+    expect(prop(SHARED)).toBe(true);
+    await send(close1);
+    await settled();
+    expect(prop(SHARED)).toBe(true);
+    const first = eventsOf(SHARED).get('two-close-1');
+    expect(first?.backfill).toBe(true);
+    expect(first?.profileProperties).toBeUndefined();
+    await send(close2);
+    await settled();
+    expect(prop(SHARED)).toBe(false);
+    expect(eventsOf(SHARED).get('two-close-2')?.backfill).toBe(false);
+
+    const recorded = h.klaviyo.events.length;
+    await replay([open1, open2, close1, close2]);
+    expect(prop(SHARED)).toBe(false);
+    expect(h.klaviyo.events.length).toBe(recorded);
+  });
+
+  it.each([
+    ['close2, open1, close1, open2', [close2, open1, close1, open2]],
+    ['open2, close1, close2, open1', [open2, close1, close2, open1]],
+    ['close1, close2, open2, open1', [close1, close2, open2, open1]],
+  ])('out of order (%s), one at a time, then all at once again: ends false', async (_name, order) => {
+    h = await startHarness(redis.target);
+    h.gladly.setCustomer('cust-two', [SHARED]);
+    for (const s of order) {
+      await send(s);
+      await settled();
+    }
+    expect(prop(SHARED)).toBe(false);
+    expect([...eventsOf(SHARED).keys()].sort()).toEqual([
+      'two-close-1',
+      'two-close-2',
+      'two-open-1',
+      'two-open-2',
+    ]);
+    // Delivered again, all at once: nothing new, the same end.
+    await replay(order);
+    expect(prop(SHARED)).toBe(false);
+    expect(h.klaviyo.events).toHaveLength(4);
+  });
+
+  it('while one close arrived before the other conversation opened, the late open holds the address', async () => {
+    h = await startHarness(redis.target);
+    h.gladly.setCustomer('cust-two', [SHARED]);
+    await send(close2);
+    await settled();
+    expect(prop(SHARED)).toBe(false);
+    // conv-1 opened before conv-2 closed and is still open: the address is in conversation.
+    await send(open1);
+    await settled();
+    expect(prop(SHARED)).toBe(true);
+    await send(close1);
+    await settled();
+    expect(prop(SHARED)).toBe(false);
+  });
+
+  it('a close Klaviyo refuses for good puts back what it claimed; retried, it closes the address', async () => {
+    h = await startHarness(redis.target);
+    h.gladly.setCustomer('cust-two', [SHARED]);
+    for (const s of [open1, open2, close1]) await send(s);
+    await settled();
+    h.klaviyo.injectFaults({ status: 400 });
+    await send(close2);
+    await waitFor(async () => (await h.producer.deliveries.getFailedCount()) === 1, {
+      what: 'the refused close',
+    });
+    expect(prop(SHARED)).toBe(true);
+    const [failed] = await h.producer.deliveries.getFailed();
+    await failed?.retry('failed');
+    await settled();
+    expect(prop(SHARED)).toBe(false);
+    expect(await metricValue(h.registry, 'gk_deliveries_total', { outcome: 'failed_permanent' })).toBe(1);
+  });
+});
+
+describe('a close for a customer Gladly no longer knows', () => {
+  it('still reaches the addresses its conversation opened', async () => {
+    h = await startHarness(redis.target);
+    h.gladly.setCustomer('cust-gone', ['gone.person@example.com']);
+    await send({
+      type: 'CONVERSATION/CREATED',
+      id: 'gone-open',
+      customerId: 'cust-gone',
+      conversationId: 'conv-gone',
+      minute: 0,
+    });
+    await settled();
+    h.gladly.removeCustomer('cust-gone');
+    await change(
+      { eventId: 'gone-del', gladlyType: 'CUSTOMER_PROFILE/DELETED', customerIds: ['cust-gone'] },
+      5,
+    );
+    await settled();
+    await send({
+      type: 'CONVERSATION/CLOSED',
+      id: 'gone-close',
+      customerId: 'cust-gone',
+      conversationId: 'conv-gone',
+      minute: 9,
+    });
+    await settled();
+    expect(prop('gone.person@example.com')).toBe(false);
+    expect((await h.producer.transitions.getJob('t-gone-close'))?.returnvalue).toMatchObject({
+      outcome: 'fanned_out',
+      deliveries: 1,
+      remembered: 1,
+    });
+  });
+});
