@@ -76,14 +76,16 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
   const queues = createQueues(connection, prefix);
   const gladlyCredentials = new CredentialsStatus('gladly');
   const klaviyoCredentials = new CredentialsStatus('klaviyo');
-  const metrics = createWorkerMetrics(deps.registry, {
-    credentialsRejected: (upstream) =>
-      (upstream === 'gladly' ? gladlyCredentials : klaviyoCredentials).rejected,
-  });
   const stateConnection = deps.stateConnection ?? connection;
   const emailState = new EmailState(stateConnection, {
     prefix: `${prefix}:state`,
     leaseMs: config.lockDurationMs + LEASE_MARGIN_MS,
+  });
+  const metrics = createWorkerMetrics(deps.registry, {
+    credentialsRejected: (upstream) =>
+      (upstream === 'gladly' ? gladlyCredentials : klaviyoCredentials).rejected,
+    stuckProfiles: () =>
+      emailState.countHeldSince(new Date(Date.now() - config.stuckAfterDays * 24 * 3600 * 1000)),
   });
   const conversations = new ConversationState(stateConnection, { prefix: `${prefix}:state` });
   const customerCache = new CustomerCache(stateConnection, {

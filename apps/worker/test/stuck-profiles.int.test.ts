@@ -9,7 +9,7 @@ import { captureLogOutput, type TestRedis, useTestRedis, waitFor } from '@gk/tes
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliIo, runJobsCli } from '../src/cli/run.js';
 import type { CloseReport, StuckList } from '../src/cli/stuck-profiles.js';
-import { type Harness, startHarness } from './harness.js';
+import { type Harness, metricValue, startHarness } from './harness.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/jobs.js', import.meta.url));
 const PROP = 'In Gladly Conversation';
@@ -95,6 +95,9 @@ describe('profiles stuck', () => {
       conversations: ['conv-cust-older'],
     });
     expect(list.addresses[0]?.id).toMatch(/^[0-9a-f]{24}$/);
+
+    // The worker's gauge counts the same (STUCK_AFTER_DAYS of its own configuration).
+    expect(await metricValue(h.registry, 'gk_profiles_stuck')).toBe(2);
 
     const wider = await json<StuckList>(['profiles', 'stuck'], { STUCK_AFTER_DAYS: '0' });
     expect(wider.addresses).toHaveLength(3);

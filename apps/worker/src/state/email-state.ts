@@ -436,6 +436,11 @@ export class EmailState {
     return Number(answer) === 1;
   }
 
+  /** How many addresses are held "in conversation" since before `before` (the index: cheap). */
+  async countHeldSince(before: Date): Promise<number> {
+    return this.#redis.zcount(this.#heldIndex, '-inf', before.getTime());
+  }
+
   /** Addresses held "in conversation" since before `before` (Gladly time), oldest first. */
   async heldSince(before: Date, limit = 1_000): Promise<HeldAddress[]> {
     const ids = await this.#redis.zrangebyscore(this.#heldIndex, '-inf', before.getTime(), 'LIMIT', 0, limit);
