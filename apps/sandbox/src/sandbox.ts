@@ -212,8 +212,10 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   let current: DemoCustomer[] = [...customers];
   let views = describeDemoCustomers(current);
   const customerByEmail = new Map<string, DemoCustomer>();
+  const seeded = new Map(customers.map((c) => [c.id, c.emails]));
   const describe = () => {
-    views = describeDemoCustomers(current);
+    // `seedEmails`: what the customer had at start (the demo gives it back after a change).
+    views = describeDemoCustomers(current).map((v) => ({ ...v, seedEmails: seeded.get(v.id) ?? [] }));
     // Names stay on addresses a customer no longer has: their profiles are still that person's.
     for (const view of views) {
       if (view.kind === 'merged') continue;
@@ -406,7 +408,8 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
       ? { ...known, emails: body.emails, kind: known.kind === 'several-emails' ? known.kind : 'ordinary' }
       : { id, name: id, kind: 'ordinary', emails: body.emails, note: 'added at run time' };
     delete changed.mergedInto;
-    current = [...current.filter((c) => c.id !== id), changed];
+    // In place: the order is the seeded one (the demo picks customers by it).
+    current = known ? current.map((c) => (c.id === id ? changed : c)) : [...current, changed];
     describe();
     notify();
     sendJson(res, 200, { event });
