@@ -284,6 +284,24 @@ describe('a customer merged while a conversation is open', () => {
       0,
     );
     await settled();
+    // Gladly naming the same conversation on both sides joins nothing either.
+    await change(
+      {
+        eventId: 'mg-same',
+        gladlyType: 'CUSTOMER/MERGED',
+        customerIds: ['cust-x', 'cust-y'],
+        merge: {
+          sourceCustomerId: 'cust-x',
+          destinationCustomerId: 'cust-y',
+          sourceConversationId: 'conv-same',
+          destinationConversationId: 'conv-same',
+        },
+      },
+      1,
+    );
+    await settled();
+    const same = await h.producer.customerChanges.getJob(customerChangeJobId('mg-same'));
+    expect(same?.returnvalue).not.toHaveProperty('conversationsJoined');
     const job = await h.producer.customerChanges.getJob(customerChangeJobId('mg-plain'));
     expect(job?.returnvalue).toEqual({
       outcome: 'invalidated',
@@ -403,6 +421,49 @@ describe('two open conversations reaching one address', () => {
     await settled();
     expect(prop(SHARED)).toBe(false);
     expect(await metricValue(h.registry, 'gk_deliveries_total', { outcome: 'failed_permanent' })).toBe(1);
+  });
+});
+
+describe('a close for a customer left without any address', () => {
+  it('still reaches the address its conversation opened (no_email would send nothing)', async () => {
+    h = await startHarness(redis.target);
+    h.gladly.setCustomer('cust-none', ['only.address@example.com']);
+    await send({
+      type: 'CONVERSATION/CREATED',
+      id: 'none-open',
+      customerId: 'cust-none',
+      conversationId: 'conv-none',
+      minute: 0,
+    });
+    await settled();
+    h.gladly.setCustomer('cust-none', []);
+    await change(
+      { eventId: 'none-upd', gladlyType: 'CUSTOMER_PROFILE/UPDATED', customerIds: ['cust-none'] },
+      5,
+    );
+    await settled();
+    await send({
+      type: 'CONVERSATION/CLOSED',
+      id: 'none-close',
+      customerId: 'cust-none',
+      conversationId: 'conv-none',
+      minute: 9,
+    });
+    await settled();
+    expect(prop('only.address@example.com')).toBe(false);
+    // A start for a customer without any address still sends nothing.
+    await send({
+      type: 'CONVERSATION/REOPENED',
+      id: 'none-reopen',
+      customerId: 'cust-none',
+      conversationId: 'conv-none',
+      minute: 12,
+    });
+    await settled();
+    expect((await h.producer.transitions.getJob('t-none-reopen'))?.returnvalue).toMatchObject({
+      outcome: 'no_email',
+    });
+    expect(prop('only.address@example.com')).toBe(false);
   });
 });
 

@@ -5,6 +5,8 @@
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { hashEmail } from '@gk/domain';
+import { createWorkerConnection } from '@gk/queue';
 import { captureLogOutput, type TestRedis, useTestRedis, waitFor } from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliIo, runJobsCli } from '../src/cli/run.js';
@@ -173,6 +175,21 @@ describe('profiles stuck', () => {
     const noTty: CliIo = { stdout: (t) => lines.push(t), stderr: (t) => lines.push(t) };
     expect(await runJobsCli(['profiles', 'stuck', '--close'], env, noTty)).toBe(2);
     expect(lines.join('')).toMatch(/run it on a terminal, or name the ids/);
+  });
+
+  it('drops an address from the list once its state expired (nothing left to close)', async () => {
+    const connection = createWorkerConnection(redis.target, 'stuck-test');
+    try {
+      const id = hashEmail(RECENT);
+      const before = await json<StuckList>(['profiles', 'stuck'], { STUCK_AFTER_DAYS: '0' });
+      expect(before.addresses.map((a) => a.id)).toContain(id);
+      await connection.del(`${h.prefix}:state:email:${id}:held`);
+      const after = await json<StuckList>(['profiles', 'stuck'], { STUCK_AFTER_DAYS: '0' });
+      expect(after.addresses.map((a) => a.id)).not.toContain(id);
+      expect(await connection.zscore(`${h.prefix}:state:held`, id)).toBeNull();
+    } finally {
+      connection.disconnect();
+    }
   });
 
   it('explains usage mistakes (exit 2)', async () => {
