@@ -1,3 +1,4 @@
+import { hashEmail } from '@gk/domain';
 import { createWorkerConnection, type RedisConnection } from '@gk/queue';
 import {
   type RedisCluster,
@@ -211,3 +212,100 @@ describe('EmailState', () => {
     expect(await state.withdraw(email, 'job-1', first, null)).toBe(false);
   });
 });
+
+describe('EmailState: conversations holding an address', () => {
+  const opened = (conversationId: string) => ({
+    conversationId,
+    kind: 'started' as const,
+    customerId: 'cust-1',
+  });
+  const closed = (conversationId: string) => ({
+    conversationId,
+    kind: 'closed' as const,
+    customerId: 'cust-1',
+  });
+  const at = (minute: number, id: string) =>
+    mark(new Date(Date.UTC(2026, 10, 20, 14, minute)).toISOString(), id);
+
+  /** One delivery attempt: acquire, then the outcome Klaviyo's 202 gives (mark stored, lease released). */
+  async function deliver(
+    email: string,
+    holder: string,
+    m: ReturnType<typeof mark>,
+    part: ReturnType<typeof opened>,
+  ) {
+    const lease = await state.acquireHeld(email, holder, m, part);
+    if (!lease.acquired) throw new Error('lease taken');
+    if (!lease.backfill) await state.markAppliedAndRelease(email, holder, m);
+    else await state.release(email, holder);
+    return lease;
+  }
+
+  it('a close while another conversation holds the address is history; the last close flips it', async () => {
+    const email = freshEmail();
+    expect((await deliver(email, 'a', at(0, 'o1'), opened('c1'))).backfill).toBe(false);
+    expect((await deliver(email, 'b', at(1, 'o2'), opened('c2'))).backfill).toBe(false);
+    expect((await deliver(email, 'c', at(2, 'x1'), closed('c1'))).backfill).toBe(true);
+    expect(await state.countHeldSince(new Date('2030-01-01'))).toBeGreaterThanOrEqual(1);
+    const last = await deliver(email, 'd', at(3, 'x2'), closed('c2'));
+    expect(last).toMatchObject({ backfill: false, claimed: true });
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+  });
+
+  it('a late start of a conversation still open sets the profile back although it is older than the mark', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(3, 'x2'), closed('c2'));
+    const late = await deliver(email, 'b', at(0, 'o1'), opened('c1'));
+    // Older than the mark (not claimed), yet it flips: c1 is open.
+    expect(late).toMatchObject({ backfill: false, claimed: false });
+    expect(await state.newestApplied(email)).toEqual(at(3, 'x2'));
+    const held = await state.heldAddress(hashOf(email));
+    expect(held).toMatchObject({ email, conversations: ['c1'], since: at(0, 'o1').occurredAt });
+    // Its retry decides the same (it finds its own claim of the profile value).
+    const retry = await state.acquireHeld(email, 'b2', at(0, 'o1'), opened('c1'));
+    expect(retry).toMatchObject({ acquired: true, backfill: false });
+    await state.release(email, 'b2');
+    // An older start of the closed conversation is history.
+    expect((await deliver(email, 'c', at(1, 'o2'), opened('c2'))).backfill).toBe(true);
+  });
+
+  it('a refusal puts back the profile value, the conversation entry and the held index', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(0, 'o1'), opened('c1'));
+    const refused = await state.acquireHeld(email, 'b', at(5, 'x1'), closed('c1'));
+    if (!refused.acquired) throw new Error('lease taken');
+    expect(refused).toMatchObject({ backfill: false, claimed: true });
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+    expect(await state.withdrawHeld(email, 'b', at(5, 'x1'), refused.newest, refused.undo)).toBe(true);
+    expect(await state.newestApplied(email)).toEqual(at(0, 'o1'));
+    expect(await state.heldAddress(hashOf(email))).toMatchObject({ conversations: ['c1'] });
+    // The lease is free again, and the close, retried, decides as before.
+    const again = await state.acquireHeld(email, 'c', at(5, 'x1'), closed('c1'));
+    expect(again).toMatchObject({ acquired: true, backfill: false });
+  });
+
+  it('an operator release lets go of every conversation holding the address', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(0, 'o1'), opened('c1'));
+    await deliver(email, 'b', at(1, 'o2'), opened('c2'));
+    const release = await deliver(email, 'c', at(30, 'rel'), { ...closed('c1'), release: true });
+    expect(release.backfill).toBe(false);
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+    // The conversations it let go no longer hold it: a close of c2 is no flip back to true.
+    expect((await deliver(email, 'd', at(31, 'x2'), closed('c2'))).backfill).toBe(false);
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+  });
+
+  it('waits for the lease like acquire does', async () => {
+    const email = freshEmail();
+    expect((await state.acquireHeld(email, 'a', at(0, 'o1'), opened('c1'))).acquired).toBe(true);
+    expect(await state.acquireHeld(email, 'b', at(1, 'o2'), opened('c2'))).toEqual({ acquired: false });
+    // Nothing was recorded for the attempt that did not get the lease.
+    await state.release(email, 'a');
+    expect((await state.heldAddress(hashOf(email)))?.conversations).toEqual(['c1']);
+  });
+});
+
+function hashOf(email: string): string {
+  return hashEmail(email);
+}
