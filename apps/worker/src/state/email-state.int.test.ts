@@ -10,7 +10,7 @@ import {
   uniquePrefix,
 } from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmailState } from './email-state.js';
+import { type ConversationPart, EmailState } from './email-state.js';
 
 // Its own server (its own cluster on a cluster run: REDIS_CLUSTER_NODES set): one test flushes
 // the script cache, which must not touch other test files.
@@ -214,26 +214,21 @@ describe('EmailState', () => {
 });
 
 describe('EmailState: conversations holding an address', () => {
-  const opened = (conversationId: string) => ({
+  const opened = (conversationId: string): ConversationPart => ({
     conversationId,
-    kind: 'started' as const,
+    kind: 'started',
     customerId: 'cust-1',
   });
-  const closed = (conversationId: string) => ({
+  const closed = (conversationId: string): ConversationPart => ({
     conversationId,
-    kind: 'closed' as const,
+    kind: 'closed',
     customerId: 'cust-1',
   });
   const at = (minute: number, id: string) =>
     mark(new Date(Date.UTC(2026, 10, 20, 14, minute)).toISOString(), id);
 
   /** One delivery attempt: acquire, then the outcome Klaviyo's 202 gives (mark stored, lease released). */
-  async function deliver(
-    email: string,
-    holder: string,
-    m: ReturnType<typeof mark>,
-    part: ReturnType<typeof opened>,
-  ) {
+  async function deliver(email: string, holder: string, m: ReturnType<typeof mark>, part: ConversationPart) {
     const lease = await state.acquireHeld(email, holder, m, part);
     if (!lease.acquired) throw new Error('lease taken');
     if (!lease.backfill) await state.markAppliedAndRelease(email, holder, m);
