@@ -41,7 +41,11 @@ export async function preloadDeliveries(
       const jobs = [];
       for (let i = start; i < Math.min(count, start + 500); i += 1) {
         const data = deliveryData(tag, i);
-        jobs.push({ name: 'deliver', data, opts: { jobId: deliveryJobId(data.eventId, data.email) } });
+        jobs.push({
+          name: 'deliver',
+          data,
+          opts: { jobId: deliveryJobId(data.eventId, data.email, 'bench-pseudonym-key') },
+        });
       }
       await queues.deliveries.addBulk(jobs);
     }

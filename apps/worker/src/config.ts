@@ -124,7 +124,11 @@ export interface WorkerConfig {
   upstreamMaxPauseMs: number;
   port: number;
   host: string;
-  emailHashKey: string;
+  /**
+   * LOG_EMAIL_HASH_KEY: the key of the email pseudonyms. Unset: a key generated at first start
+   * and kept in Redis (see PseudonymKey).
+   */
+  emailHashKey: string | undefined;
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -165,6 +169,6 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     upstreamMaxPauseMs: e.UPSTREAM_MAX_PAUSE_SECONDS * 1000,
     port: e.WORKER_PORT,
     host: e.HOST,
-    emailHashKey: e.LOG_EMAIL_HASH_KEY ?? 'gladly-klaviyo-bridge',
+    emailHashKey: e.LOG_EMAIL_HASH_KEY,
   };
 }

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { createGladlyClient } from '@gk/gladly';
 import { createKlaviyoClient } from '@gk/klaviyo';
 import { createStateConnection, openBridgeConnection } from '@gk/queue';
@@ -15,6 +16,7 @@ import {
   watchRedisConnection,
 } from '@gk/runtime';
 import { loadWorkerConfig } from './config.js';
+import { PseudonymKeyMismatch } from './state/pseudonym-key.js';
 import { createWorkers } from './workers.js';
 
 const config = loadConfigOrExit('worker', () => loadWorkerConfig());
@@ -106,6 +108,29 @@ handleShutdownSignals({
 
 await listen(server, config.port, config.host);
 void warnIfRedisNotDurable(connection, logger);
+
+// The email pseudonym key must be the one this Redis's job ids and keys were made with: a worker
+// with another one exits 1 (before taking any job when Redis answers at start). Redis not
+// answering is no reason to stop: the check goes on in the background until it gets an answer.
+async function checkPseudonymKey(): Promise<void> {
+  for (let warned = false; ; ) {
+    try {
+      await bridge.pseudonyms.get();
+      return;
+    } catch (err) {
+      if (err instanceof PseudonymKeyMismatch) {
+        process.stderr.write(`worker: refusing to start: ${err.message}\n`);
+        bridge.forceClose();
+        disconnectRedis();
+        process.exit(1);
+      }
+      if (!warned) logger.warn({ err: (err as Error).message }, 'could not read the email pseudonym key yet');
+      warned = true;
+      await delay(2_000);
+    }
+  }
+}
+await Promise.race([checkPseudonymKey(), delay(3_000)]);
 bridge.run();
 logger.info(
   {

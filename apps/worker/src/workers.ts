@@ -17,6 +17,7 @@ import { CredentialsStatus } from './state/credentials.js';
 import { CustomerCache } from './state/customer-cache.js';
 import { EmailState } from './state/email-state.js';
 import { KlaviyoProfileCheck } from './state/profile-check.js';
+import { PseudonymKey } from './state/pseudonym-key.js';
 
 export interface WorkerDeps {
   config: WorkerConfig;
@@ -52,6 +53,8 @@ export interface BridgeWorkers {
   klaviyoCredentials: CredentialsStatus;
   /** The Gladly webhook watchdog and Events API reconciliation (scheduled jobs). */
   selfHealing: SelfHealing;
+  /** The key of the email pseudonyms (LOG_EMAIL_HASH_KEY, or generated and kept in Redis). */
+  pseudonyms: PseudonymKey;
   run(): void;
   /** Stops taking jobs, waits for the ones in flight, closes queues. Leaves the connection open. */
   close(): Promise<void>;
@@ -77,9 +80,12 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
   const gladlyCredentials = new CredentialsStatus('gladly');
   const klaviyoCredentials = new CredentialsStatus('klaviyo');
   const stateConnection = deps.stateConnection ?? connection;
+  const pseudonyms = new PseudonymKey(stateConnection, prefix, config.emailHashKey);
+  const pseudonymKey = () => pseudonyms.get();
   const emailState = new EmailState(stateConnection, {
     prefix: `${prefix}:state`,
     leaseMs: config.lockDurationMs + LEASE_MARGIN_MS,
+    pseudonymKey,
   });
   const metrics = createWorkerMetrics(deps.registry, {
     credentialsRejected: (upstream) =>
@@ -87,7 +93,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     stuckProfiles: () =>
       emailState.countHeldSince(new Date(Date.now() - config.stuckAfterDays * 24 * 3600 * 1000)),
   });
-  const conversations = new ConversationState(stateConnection, { prefix: `${prefix}:state` });
+  const conversations = new ConversationState(stateConnection, { prefix: `${prefix}:state`, pseudonymKey });
   const customerCache = new CustomerCache(stateConnection, {
     prefix,
     ttlSeconds: config.gladly.customerCacheTtlSeconds,
@@ -102,7 +108,8 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       name: QueueName.transitions,
       limitPerSecond: config.gladly.ratePerSecond,
       processor: createTransitionsProcessor({
-        settings: { emailHashKey: config.emailHashKey, upstream },
+        settings: { upstream },
+        pseudonymKey,
         gladly: deps.gladly,
         customerCache,
         conversations,
@@ -122,9 +129,9 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
           metricClosed: config.klaviyo.metricClosed,
           profileProperty: config.klaviyo.profileProperty,
           includeConversationId: config.klaviyo.includeConversationId,
-          emailHashKey: config.emailHashKey,
           upstream,
         },
+        pseudonymKey,
         klaviyo: deps.klaviyo,
         emailState,
         logger: logger.child({ queue: QueueName.deliveries }),
@@ -137,6 +144,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
               profileCheck: new KlaviyoProfileCheck(stateConnection, deps.klaviyo, {
                 prefix,
                 ttlSeconds: config.klaviyo.profileCacheTtlSeconds,
+                pseudonymKey,
               }),
             }),
       }) as Processor,
@@ -149,7 +157,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
         customerCache,
         conversations,
         deliveries: queues.deliveries,
-        emailHashKey: config.emailHashKey,
+        pseudonymKey,
         logger: logger.child({ queue: QueueName.customerChanges }),
         metrics,
       }) as Processor,
@@ -208,6 +216,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     gladlyCredentials,
     klaviyoCredentials,
     selfHealing,
+    pseudonyms,
     run() {
       for (const w of workers) {
         w.run().catch((err: unknown) => logger.error({ err }, 'worker stopped unexpectedly'));

@@ -1,8 +1,8 @@
 import { toTransition } from '@gk/domain';
 import {
   type DeliveryJobData,
-  deliveryJobId,
   deliveryJobOptions,
+  legacyDeliveryJobId,
   QueueName,
   type TransitionJobData,
   transitionJobId,
@@ -97,7 +97,7 @@ describe('jobs written by BullMQ 5.81 are processed by BullMQ 6', () => {
 
     // A delivery that the old worker failed permanently; an operator retries it after the upgrade.
     await deliveries.add('deliver', delivery('evt-up-failed', 'cust-x', 'failed@example.com', at), {
-      jobId: deliveryJobId('evt-up-failed', 'failed@example.com'),
+      jobId: legacyDeliveryJobId('evt-up-failed', 'failed@example.com'),
     });
     await finishWithV5(QueueName.deliveries, prefix, 'fail');
     // A transition the old worker completed: its job is the dedupe memory for a redelivery.
@@ -112,12 +112,12 @@ describe('jobs written by BullMQ 5.81 are processed by BullMQ 6', () => {
       jobId: transitionJobId('evt-up-waiting'),
     });
     await deliveries.add('deliver', delivery('evt-up-delayed', 'cust-b', 'delayed@example.com', at), {
-      jobId: deliveryJobId('evt-up-delayed', 'delayed@example.com'),
+      jobId: legacyDeliveryJobId('evt-up-delayed', 'delayed@example.com'),
       delay: 1_500,
     });
     await deliveries.pause();
     await deliveries.add('deliver', delivery('evt-up-parked', 'cust-c', 'parked@example.com', at), {
-      jobId: deliveryJobId('evt-up-parked', 'parked@example.com'),
+      jobId: legacyDeliveryJobId('evt-up-parked', 'parked@example.com'),
     });
     const client = await deliveries.client;
     expect(await client.llen(`${prefix}:${QueueName.deliveries}:paused`)).toBe(1);

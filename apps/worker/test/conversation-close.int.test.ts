@@ -123,7 +123,10 @@ describe('an address removed or replaced mid-conversation', () => {
     // The conversation remembers every address it reached (a key per conversation, no address in it).
     const connection = createWorkerConnection(redis.target, 'conversation-test');
     try {
-      const conversations = new ConversationState(connection, { prefix: `${h.prefix}:state` });
+      const conversations = new ConversationState(connection, {
+        prefix: `${h.prefix}:state`,
+        pseudonymKey: () => h.bridge.pseudonyms.get(),
+      });
       expect((await conversations.remembered('conv-rm')).sort()).toEqual([KEPT, NEW, OLD].sort());
       expect((await connection.keys(`${h.prefix}:*`)).join(' ')).not.toMatch(/@/);
     } finally {

@@ -264,6 +264,29 @@ describe('order per email', () => {
     expect(h.klaviyo.profile('refused@example.com')?.properties[PROP]).toBe(true);
   });
 
+  it('a newer transition refused for good after a 5xx leaves no claim: an older one after it sets the profile', async () => {
+    h = await startHarness(redis.target);
+    h.gladly.setCustomer('cust-5xx-400', ['refused.later@example.com']);
+    // Attempt 1 gets a 500 (Klaviyo may have recorded it: the claim stays), attempt 2 a 400.
+    h.klaviyo.injectFaults({ status: 500 }, { status: 400 });
+    await h.send('CONVERSATION/CLOSED', {
+      id: 'evt-5xx-close',
+      customerId: 'cust-5xx-400',
+      at: '2026-11-20T14:41:09.004Z',
+    });
+    await waitFor(async () => (await h.producer.deliveries.getFailedCount()) === 1, {
+      what: 'the close to fail on its second attempt',
+    });
+    await h.send('CONVERSATION/CREATED', {
+      id: 'evt-5xx-create',
+      customerId: 'cust-5xx-400',
+      at: '2026-11-20T14:03:27.512Z',
+    });
+    await waitFor(() => h.klaviyo.events.length === 1, { what: 'the create' });
+    expect(h.klaviyo.events[0]?.backfill).toBe(false);
+    expect(h.klaviyo.profile('refused.later@example.com')?.properties[PROP]).toBe(true);
+  });
+
   it('a create/close/reopen burst ends open for every email, with every event recorded once', async () => {
     h = await startHarness(redis.target, { WORKER_CONCURRENCY: '20' });
     h.gladly.setCustomer('cust-burst', ['one@example.com', 'two@example.com', 'three@example.com']);

@@ -27,6 +27,8 @@ import { GLADLY_TOKEN, GLADLY_USER, KLAVIYO_KEY } from './harness.js';
 
 const PROP = 'In Gladly Conversation';
 const EMAIL = 'fenced.person@example.com';
+/** The test adds delivery jobs itself: their ids only need to be deterministic. */
+const TEST_PSEUDONYM_KEY = 'fencing-test-key';
 
 let redis: TestRedis;
 const cleanups: (() => Promise<void>)[] = [];
@@ -102,24 +104,30 @@ function delivery(type: TransitionType, id: string, at: string) {
   return {
     name: 'deliver',
     data: { ...transition, email: EMAIL, resolvedCustomerId: 'cust-fenced' },
-    opts: { jobId: deliveryJobId(id, EMAIL) },
+    opts: { jobId: deliveryJobId(id, EMAIL, TEST_PSEUDONYM_KEY) },
   };
+}
+
+/** The stand-ins and a producer on a fresh prefix, closed after the test. */
+async function startScene(name: string) {
+  const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
+  const klaviyo: KlaviyoStandIn = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
+  cleanups.push(async () => {
+    await Promise.all([gladly.close(), klaviyo.close()]);
+  });
+  const prefix = uniquePrefix(name);
+  const producerConnection = createWorkerConnection(redis.target, 'test-producer');
+  const producer: BridgeQueues = createQueues(producerConnection, prefix);
+  cleanups.push(async () => {
+    await closeQueues(producer);
+    producerConnection.disconnect();
+  });
+  return { gladly, klaviyo, prefix, producer };
 }
 
 describe('fenced per-email lease', () => {
   it('a delivery held past its lease while a newer one is delivered elsewhere never sets the profile back', async () => {
-    const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
-    const klaviyo: KlaviyoStandIn = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
-    cleanups.push(async () => {
-      await Promise.all([gladly.close(), klaviyo.close()]);
-    });
-    const prefix = uniquePrefix('fencing');
-    const producerConnection = createWorkerConnection(redis.target, 'test-producer');
-    const producer: BridgeQueues = createQueues(producerConnection, prefix);
-    cleanups.push(async () => {
-      await closeQueues(producer);
-      producerConnection.disconnect();
-    });
+    const { gladly, klaviyo, prefix, producer } = await startScene('fencing');
 
     // The first worker's Klaviyo client stops before sending the old event, as a process frozen
     // between its lease check and the request would, until the test lets it go on.
@@ -165,7 +173,8 @@ describe('fenced per-email lease', () => {
     release();
     await waitFor(
       async () =>
-        (await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL)))?.finishedOn !== undefined,
+        (await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL, TEST_PSEUDONYM_KEY)))
+          ?.finishedOn !== undefined,
       { timeoutMs: 20_000, what: 'the old delivery to finish' },
     );
 
@@ -173,25 +182,14 @@ describe('fenced per-email lease', () => {
     expect(klaviyo.profile(EMAIL)?.properties[PROP]).toBe(false);
     expect(klaviyo.events.find((e) => e.uniqueId === 'evt-old')?.backfill).toBe(true);
     expect(klaviyo.events.filter((e) => e.uniqueId === 'evt-new')).toHaveLength(1);
-    const job = await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL));
+    const job = await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL, TEST_PSEUDONYM_KEY));
     expect(job?.returnvalue).toMatchObject({ outcome: 'delivered_backfill' });
     expect(second.logLines.length).toBeGreaterThan(0);
     expect(first.logLines.join('\n')).not.toContain(EMAIL);
   }, 90_000);
 
   it('a delivery Klaviyo recorded by a worker that then died counts as applied: an older one goes as backfill', async () => {
-    const gladly = await startGladlyStandIn({ user: GLADLY_USER, token: GLADLY_TOKEN });
-    const klaviyo: KlaviyoStandIn = await startKlaviyoStandIn({ apiKey: KLAVIYO_KEY });
-    cleanups.push(async () => {
-      await Promise.all([gladly.close(), klaviyo.close()]);
-    });
-    const prefix = uniquePrefix('fencing-dead');
-    const producerConnection = createWorkerConnection(redis.target, 'test-producer');
-    const producer: BridgeQueues = createQueues(producerConnection, prefix);
-    cleanups.push(async () => {
-      await closeQueues(producer);
-      producerConnection.disconnect();
-    });
+    const { gladly, klaviyo, prefix, producer } = await startScene('fencing-dead');
 
     // The first worker's request reaches Klaviyo, which records the event; then the worker is
     // gone before it can note it in Redis (killed, or frozen for good): its call never returns.
@@ -230,14 +228,15 @@ describe('fenced per-email lease', () => {
     await producer.deliveries.add(old.name, old.data, old.opts);
     await waitFor(
       async () =>
-        (await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL)))?.finishedOn !== undefined,
+        (await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL, TEST_PSEUDONYM_KEY)))
+          ?.finishedOn !== undefined,
       { timeoutMs: 45_000, what: 'the older delivery to finish' },
     );
 
     // Klaviyo recorded the newer one, so the older one never sets the profile back.
     expect(klaviyo.events.find((e) => e.uniqueId === 'evt-old')?.backfill).toBe(true);
     expect(klaviyo.profile(EMAIL)?.properties[PROP]).toBe(false);
-    const job = await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL));
+    const job = await producer.deliveries.getJob(deliveryJobId('evt-old', EMAIL, TEST_PSEUDONYM_KEY));
     expect(job?.returnvalue).toMatchObject({ outcome: 'delivered_backfill' });
     expect(first.logLines.join('\n')).not.toContain(EMAIL);
   }, 90_000);

@@ -51,7 +51,7 @@ describe('KLAVIYO_CREATE_PROFILES=false', () => {
 
     // The skip is logged with the email as a keyed hash, never in clear.
     const skipLine = h.logLines.map((l) => JSON.parse(l)).find((l) => l.outcome === 'skipped_no_profile');
-    expect(skipLine?.emailHash).toBe(hashEmail(UNKNOWN, h.config.emailHashKey));
+    expect(skipLine?.emailHash).toBe(hashEmail(UNKNOWN, await h.bridge.pseudonyms.get()));
     expect(h.logLines.join('\n')).not.toContain(UNKNOWN);
 
     // The next transition asks Klaviyo nothing: both answers are cached in Redis.

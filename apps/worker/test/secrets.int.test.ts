@@ -79,7 +79,9 @@ describe('the built worker keeps its secrets', () => {
         email: EMAIL,
         resolvedCustomerId: 'cust-1',
       };
-      await first.queues.deliveries.add('deliver', direct, { jobId: deliveryJobId('evt-0', EMAIL) });
+      await first.queues.deliveries.add('deliver', direct, {
+        jobId: deliveryJobId('evt-0', EMAIL, 'secrets-test-key'),
+      });
       const readyz = async () => (await fetch(`${first.url}/readyz`)).text();
       await waitFor(async () => /gladly/.test(await readyz()) && /klaviyo/.test(await readyz()), {
         timeoutMs: 15_000,

@@ -67,7 +67,7 @@ function delivery(i: number) {
   return {
     name: 'deliver',
     data: { ...t, email, resolvedCustomerId: `c${i}` },
-    opts: { jobId: deliveryJobId(id, email) },
+    opts: { jobId: deliveryJobId(id, email, 'shutdown-test-key') },
   };
 }
 

@@ -180,7 +180,7 @@ describe('profiles stuck', () => {
   it('drops an address from the list once its state expired (nothing left to close)', async () => {
     const connection = createWorkerConnection(redis.target, 'stuck-test');
     try {
-      const id = hashEmail(RECENT);
+      const id = hashEmail(RECENT, await h.bridge.pseudonyms.get());
       const before = await json<StuckList>(['profiles', 'stuck'], { STUCK_AFTER_DAYS: '0' });
       expect(before.addresses.map((a) => a.id)).toContain(id);
       await connection.del(`${h.prefix}:state:email:${id}:held`);

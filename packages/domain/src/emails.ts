@@ -42,12 +42,19 @@ export function emailKey(email: string): string {
 }
 
 /**
- * A keyed hash of an address for logs, job ids and Redis keys: stable, so one address can be
- * followed across log lines, but not reversible without the key.
+ * A keyed hash of an address (its pseudonym) for logs, job ids and Redis keys: stable, so one
+ * address can be followed across log lines, but without the key a list of candidate addresses
+ * cannot be matched against it.
  */
-export function hashEmail(email: string, key = 'gladly-klaviyo-bridge'): string {
+export function hashEmail(email: string, key: string): string {
   return createHmac('sha256', key).update(emailKey(email)).digest('hex').slice(0, 24);
 }
+
+/**
+ * The fixed, public key versions before keyed pseudonyms hashed Redis keys with: read only, so
+ * ordering marks and leases written by them are still honoured after an upgrade.
+ */
+export const LEGACY_EMAIL_HASH_KEY = 'gladly-klaviyo-bridge';
 
 /** `r***@example.com`: enough for an operator to recognise an address, not to read it. */
 export function maskEmail(email: string): string {

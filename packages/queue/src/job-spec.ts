@@ -50,16 +50,20 @@ export function customerChangeJob(change: CustomerChangeJobData): JobSpec<Custom
   };
 }
 
-/** One delivery of a transition to one email address (found under `resolvedCustomerId`). */
+/**
+ * One delivery of a transition to one email address (found under `resolvedCustomerId`); its id
+ * carries the address's pseudonym under `pseudonymKey`.
+ */
 export function deliveryJob(
   transition: Transition,
   email: string,
   resolvedCustomerId: string,
+  pseudonymKey: string,
 ): JobSpec<DeliveryJobData> {
   return {
     queue: QueueName.deliveries,
     name: 'deliver',
-    jobId: deliveryJobId(transition.eventId, email),
+    jobId: deliveryJobId(transition.eventId, email, pseudonymKey),
     data: { ...transition, email, resolvedCustomerId },
     options: deliveryJobOptions,
   };

@@ -1,5 +1,12 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { customerChangeJobId, deliveryJobId, deliveryJobOptions, transitionJobId } from './jobs.js';
+import {
+  customerChangeJobId,
+  deliveryJobId,
+  deliveryJobOptions,
+  legacyDeliveryJobId,
+  transitionJobId,
+} from './jobs.js';
 import { queuePrefix } from './names.js';
 
 describe('job ids', () => {
@@ -20,12 +27,22 @@ describe('job ids', () => {
   });
 
   it('one delivery id per event and email, case-insensitive on the email, without the email in it', () => {
-    const id = deliveryJobId('evt1', 'Rosa@Example.com');
-    expect(id).toBe(deliveryJobId('evt1', 'rosa@example.com '));
-    expect(id).not.toBe(deliveryJobId('evt2', 'rosa@example.com'));
-    expect(id).not.toBe(deliveryJobId('evt1', 'other@example.com'));
+    const id = deliveryJobId('evt1', 'Rosa@Example.com', 'k1');
+    expect(id).toBe(deliveryJobId('evt1', 'rosa@example.com ', 'k1'));
+    expect(id).not.toBe(deliveryJobId('evt2', 'rosa@example.com', 'k1'));
+    expect(id).not.toBe(deliveryJobId('evt1', 'other@example.com', 'k1'));
     expect(id.toLowerCase()).not.toContain('rosa');
     expect(id).not.toContain(':');
+  });
+
+  it('keys the email part: without the key, a candidate address cannot be matched to an id', () => {
+    const id = deliveryJobId('evt1', 'rosa@example.com', 'k1');
+    expect(id).not.toBe(deliveryJobId('evt1', 'rosa@example.com', 'k2'));
+    // The unkeyed id of versions before keyed pseudonyms is still worked out (to find their jobs).
+    expect(legacyDeliveryJobId('evt1', 'rosa@example.com')).toBe(
+      `d-evt1-${createHash('sha256').update('rosa@example.com').digest('hex').slice(0, 24)}`,
+    );
+    expect(legacyDeliveryJobId('evt1', 'rosa@example.com')).not.toBe(id);
   });
 });
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CustomerChange, emailKey, Transition } from '@gk/domain';
+import { CustomerChange, emailKey, hashEmail, Transition } from '@gk/domain';
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
 
@@ -44,8 +44,20 @@ export function customerChangeJobId(eventId: string): string {
   return `c-${safeIdPart(eventId)}`;
 }
 
-/** One delivery per (Gladly event, email): a retried fan-out adds nothing new. */
-export function deliveryJobId(eventId: string, email: string): string {
+/**
+ * One delivery per (Gladly event, email): a retried fan-out adds nothing new. The email part is
+ * its keyed pseudonym (`pseudonymKey`: the worker's email hash key), so the dashboard and Redis
+ * show ids no list of candidate addresses can be matched against.
+ */
+export function deliveryJobId(eventId: string, email: string, pseudonymKey: string): string {
+  return `d-${safeIdPart(eventId)}-${hashEmail(email, pseudonymKey)}`;
+}
+
+/**
+ * The id versions before keyed pseudonyms gave a delivery (an unkeyed SHA-256 of the address): a
+ * fan-out run again after an upgrade looks for it, so a delivery queued by them is not doubled.
+ */
+export function legacyDeliveryJobId(eventId: string, email: string): string {
   const emailPart = createHash('sha256').update(emailKey(email)).digest('hex').slice(0, 24);
   return `d-${safeIdPart(eventId)}-${emailPart}`;
 }

@@ -3,6 +3,7 @@ import { type BridgeQueues, deadLetterPath, openBridgeQueues } from '@gk/queue';
 import {
   ConfigError,
   envInt,
+  envSecret,
   envString,
   parseEnv,
   REDIS_SECRETS,
@@ -11,6 +12,7 @@ import {
 } from '@gk/runtime';
 import { z } from 'zod';
 import { EmailState } from '../state/email-state.js';
+import { PseudonymKey } from '../state/pseudonym-key.js';
 import { type CliCommand, parseCliArgs, USAGE, UsageError } from './args.js';
 import { countJobs, listFailed, retryFailed } from './failed-jobs.js';
 import { formatCounts, formatFailed, formatRetry } from './format.js';
@@ -40,6 +42,8 @@ const CliEnv = z.object({
   PORT: envInt(3000, 1, 65535),
   /** `profiles stuck` lists addresses held "in conversation" longer than this. */
   STUCK_AFTER_DAYS: envInt(14, 0, 3650),
+  /** The key of the email pseudonyms, as the worker has it (see PseudonymKey). */
+  LOG_EMAIL_HASH_KEY: envSecret(),
 });
 
 /** Where the CLI connects, for messages: never the password of a redis:// URL. */
@@ -62,6 +66,8 @@ type RedisCommand = Extract<
 interface RedisContext {
   queues: BridgeQueues;
   emailState: EmailState;
+  /** The key of the email pseudonyms (a closing event's job id). */
+  pseudonymKey: () => Promise<string>;
   spoolPath: string;
   stuckAfterDays: number;
 }
@@ -134,7 +140,7 @@ async function profilesStuck(
         ids.push(a.id);
     }
   }
-  const report = await closeStuck(ctx.emailState, ctx.queues, ids);
+  const report = await closeStuck(ctx.emailState, ctx.queues, ctx.pseudonymKey, ids);
   out(report, formatClose(report));
   for (const id of report.notHeld) io.stderr(`gk-jobs: ${id} is not held "in conversation"; nothing sent\n`);
   return report.notHeld.length > 0 ? EXIT.failed : EXIT.ok;
@@ -173,7 +179,7 @@ export async function runJobsCli(
 
   let config: z.infer<typeof CliEnv>;
   try {
-    config = parseEnv(CliEnv, env, { secrets: REDIS_SECRETS });
+    config = parseEnv(CliEnv, env, { secrets: [...REDIS_SECRETS, 'LOG_EMAIL_HASH_KEY'] });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     io.stderr(`gk-jobs: ${err.message}\n`);
@@ -221,10 +227,24 @@ export async function runJobsCli(
       io.stderr(`gk-jobs: Redis unreachable at ${target}: ${(err as Error).message}\n`);
       return EXIT.failed;
     }
-    const emailState = new EmailState(connection, { prefix: `${bridge.prefix}:state`, leaseMs: 0 });
+    // The worker's key, got the way the worker gets it, and only when needed: an address is held
+    // only once a worker ran, so the key is in Redis by then (the CLI never makes one up first).
+    const pseudonyms = new PseudonymKey(connection, bridge.prefix, config.LOG_EMAIL_HASH_KEY);
+    const pseudonymKey = () => pseudonyms.get();
+    const emailState = new EmailState(connection, {
+      prefix: `${bridge.prefix}:state`,
+      leaseMs: 0,
+      pseudonymKey,
+    });
     return await execute(
       command,
-      { queues: bridge.queues, emailState, spoolPath, stuckAfterDays: config.STUCK_AFTER_DAYS },
+      {
+        queues: bridge.queues,
+        emailState,
+        pseudonymKey,
+        spoolPath,
+        stuckAfterDays: config.STUCK_AFTER_DAYS,
+      },
       io,
     );
   } catch (err) {

@@ -5,7 +5,7 @@ import { table } from './format.js';
 
 /** A held address as the CLI shows it: the email masked, never in clear. */
 export interface StuckView {
-  /** Names the address in `--close` (a keyed hash of it, not reversible). */
+  /** Names the address in `--close` (its keyed pseudonym, not reversible). */
   id: string;
   email: string;
   since: string;
@@ -54,6 +54,7 @@ export async function listStuck(state: EmailState, days: number, now = Date.now(
 export async function closeStuck(
   state: EmailState,
   queues: BridgeQueues,
+  pseudonymKey: () => Promise<string>,
   ids: readonly string[],
   now = new Date(),
 ): Promise<CloseReport> {
@@ -76,6 +77,7 @@ export async function closeStuck(
       },
       held.email,
       held.customerId || 'unknown',
+      await pseudonymKey(),
     );
     const added = await addJobOnce(queues, { ...spec, data: { ...spec.data, release: true } });
     report.queued.push({ id, email: maskEmail(held.email), jobId: added.jobId, outcome: added.outcome });

@@ -18,8 +18,8 @@ export interface CustomerChangesDeps {
   customerCache: CustomerCache;
   conversations: ConversationState;
   deliveries: Queue<DeliveryJobData>;
-  /** Key of the email pseudonyms in logs. */
-  emailHashKey: string;
+  /** The key of the email pseudonyms (delivery job ids, logs): see PseudonymKey. */
+  pseudonymKey: () => Promise<string>;
   logger: Logger;
   metrics: WorkerMetrics;
 }
@@ -50,10 +50,11 @@ export function createCustomerChangesProcessor(deps: CustomerChangesDeps) {
     if (source && destination && source !== destination) {
       const { inherited, closedBy } = await deps.conversations.merge(source, destination);
       const addresses = normalizeEmails(inherited).emails;
+      const pseudonymKey = await deps.pseudonymKey();
       let closed = 0;
       if (closedBy && addresses.length > 0) {
         const jobs = addresses.map((email) =>
-          bulkJob(deliveryJob(closedBy.transition, email, closedBy.resolvedCustomerId)),
+          bulkJob(deliveryJob(closedBy.transition, email, closedBy.resolvedCustomerId, pseudonymKey)),
         );
         await deps.deliveries.addBulk(jobs);
         closed = jobs.length;
@@ -63,7 +64,7 @@ export function createCustomerChangesProcessor(deps: CustomerChangesDeps) {
         {
           sourceConversationId: source,
           destinationConversationId: destination,
-          inherited: addresses.map((e) => hashEmail(e, deps.emailHashKey)),
+          inherited: addresses.map((e) => hashEmail(e, pseudonymKey)),
           ...(closedBy ? { closedBy: closedBy.transition.eventId } : {}),
         },
         closed > 0

@@ -21,8 +21,6 @@ export interface DeliveriesSettings {
   metricClosed: string;
   profileProperty: string;
   includeConversationId: boolean;
-  /** Key of the email pseudonyms in logs. */
-  emailHashKey: string;
   upstream: UpstreamPolicy;
   /**
    * A request must end this long before the per-email lease does (Redis' clock and ours, the
@@ -43,6 +41,8 @@ export interface DeliveriesDeps {
   pauseQueue: (ms: number) => Promise<void>;
   /** How long a delivery waits before trying again for an email whose lease is taken. */
   leaseWaitMs?: () => number;
+  /** The key of the email pseudonyms (logs, Redis keys): see PseudonymKey. */
+  pseudonymKey: () => Promise<string>;
   /** Set when KLAVIYO_CREATE_PROFILES=false: only emails with a Klaviyo profile are sent. */
   profileCheck?: KlaviyoProfileCheck;
 }
@@ -63,7 +63,7 @@ const MIN_REQUEST_MS = 250;
  * lease does: an attempt frozen past its lease (its email may meanwhile have been delivered a
  * newer transition) finds the deadline passed and sends nothing; an attempt killed or frozen after
  * Klaviyo recorded its event has already claimed it, so an older transition after the lease
- * lapses goes as backfill. A claim Klaviyo is known not to have recorded (an error answer, no
+ * lapses goes as backfill. A claim Klaviyo is known not to have recorded (a 4xx answer, no
  * request) is withdrawn. What remains is stated in docs/reliability.md.
  */
 export function createDeliveriesProcessor(deps: DeliveriesDeps) {
@@ -100,7 +100,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       eventId: d.eventId,
       transitionJobId: transitionJobId(d.eventId),
       jobId: job.id,
-      emailHash: hashEmail(d.email, settings.emailHashKey),
+      emailHash: hashEmail(d.email, await deps.pseudonymKey()),
       attempt: job.attemptsMade + 1,
     });
 
@@ -147,15 +147,12 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       return tryAgainSoon(job, token);
     }
     let released = false;
-    /** Klaviyo did not record the event: what this attempt claimed is put back. */
+    /**
+     * Klaviyo did not record the event: its claim and the held changes it made (this attempt's
+     * or an earlier one's) are put back.
+     */
     const withdrawClaim = async () => {
-      await deps.emailState.withdrawHeld(
-        d.email,
-        holder,
-        lease.claimed ? mark : null,
-        lease.newest,
-        lease.undo,
-      );
+      await deps.emailState.withdrawHeld(d.email, holder, mark, d.conversationId);
       released = true;
     };
     try {
@@ -195,10 +192,11 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
           // No answer (timeout, reset): Klaviyo may have recorded the event, or may still. The
           // claim stays, so an older transition goes as backfill, and the lease is kept a little
           // longer, so a newer one does not overtake a request still under way.
-          await deps.emailState.markAppliedAndHold(d.email, holder, mark, UNANSWERED_HOLD_MS);
+          await deps.emailState.hold(d.email, holder, UNANSWERED_HOLD_MS);
           released = true;
-        } else if (!unanswered) {
-          // An answer that is not a 2xx, or no request at all: Klaviyo has not recorded it.
+        } else if (answer.kind !== 'retryable' || answer.notSent) {
+          // A 4xx (a refusal, 429, credentials), or no request at all: Klaviyo has not recorded
+          // it. A 5xx keeps the claim: a gateway may answer one for a request that went through.
           await withdrawClaim();
         }
         // Awaited here, inside the try: the lease is released only after the failure is handled,
@@ -206,12 +204,12 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
         return await guard(answer, log, { name: 'delivery', subject: 'event' }, fields);
       }
       deps.credentials.accept();
-      if (!stale) {
-        // One Redis call stores the mark and lets go of the lease; its failure fails the job
-        // (a retry is harmless: Klaviyo dedupes by unique_id).
-        await deps.emailState.markAppliedAndRelease(d.email, holder, mark);
-        released = true;
-      }
+      // One Redis call stores the mark (if newer; a backfill sets nothing, so it only drops a
+      // claim an earlier attempt of it made), drops the transition's claim, keeps its held
+      // changes for good and lets go of the lease; its failure fails the job (a retry is
+      // harmless: Klaviyo dedupes by unique_id).
+      await deps.emailState.settleHeld(d.email, holder, mark, stale ? 'backfill' : 'applied');
+      released = true;
       const outcome = stale ? 'delivered_backfill' : 'delivered';
       deps.metrics.deliveries.inc({ outcome });
       deps.metrics.lag.observe(Math.max(0, Date.now() - Date.parse(d.occurredAt)) / 1000);

@@ -1,6 +1,12 @@
 import { emailKey, hashEmail, normalizeEmails } from '@gk/domain';
 import type { CustomerEmailsResult, GladlyClient } from '@gk/gladly';
-import { bulkJob, type DeliveryJobData, deliveryJob, TransitionJobData } from '@gk/queue';
+import {
+  bulkJob,
+  type DeliveryJobData,
+  deliveryJob,
+  legacyDeliveryJobId,
+  TransitionJobData,
+} from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { type Job, type Queue, UnrecoverableError } from 'bullmq';
 import { statusClass, type WorkerMetrics } from '../metrics.js';
@@ -23,8 +29,6 @@ export type TransitionResult =
 
 /** What the transitions processor is configured with (not the app's config: no credentials here). */
 export interface TransitionsSettings {
-  /** Key of the email pseudonyms in logs. */
-  emailHashKey: string;
   upstream: UpstreamPolicy;
 }
 
@@ -41,6 +45,8 @@ export interface TransitionsDeps {
   credentials: CredentialsStatus;
   /** Pauses the whole transitions queue, across processes, without spending an attempt. */
   pauseQueue: (ms: number) => Promise<void>;
+  /** The key of the email pseudonyms (delivery job ids, logs): see PseudonymKey. */
+  pseudonymKey: () => Promise<string>;
 }
 
 /**
@@ -82,6 +88,16 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
       log.warn({ err: (err as Error).message }, 'could not cache the customer lookup');
     }
   }
+  /** The emails whose delivery of `eventId` exists under its pre-keyed-pseudonym job id. */
+  async function legacyDeliveries(eventId: string, emails: string[]): Promise<Set<string>> {
+    const found = await Promise.all(
+      emails.map(async (email) =>
+        (await deps.deliveries.getJobState(legacyDeliveryJobId(eventId, email))) === 'unknown' ? null : email,
+      ),
+    );
+    return new Set(found.filter((e): e is string => e !== null));
+  }
+
   return async function processTransition(job: Job<TransitionJobData>): Promise<TransitionResult> {
     const parsed = TransitionJobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid transition payload: ${parsed.error.message}`);
@@ -122,12 +138,13 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
     const resolvedCustomerId = lookup.customerId;
     let current: string[] = [];
     let invalid: string[] = [];
+    const pseudonymKey = await deps.pseudonymKey();
     if (lookup.status === 'found') {
       ({ emails: current, invalid } = normalizeEmails(lookup.emails));
       if (invalid.length > 0) {
         deps.metrics.invalidEmails.inc(invalid.length);
         log.warn(
-          { invalidEmails: invalid.map((e) => hashEmail(e, settings.emailHashKey)) },
+          { invalidEmails: invalid.map((e) => hashEmail(e, pseudonymKey)) },
           'skipped invalid email addresses',
         );
       }
@@ -154,8 +171,13 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
       return { outcome: 'no_email', customerId: resolvedCustomerId, invalidEmails: invalid.length };
     }
 
-    const jobs = emails.map((email) => bulkJob(deliveryJob(t, email, resolvedCustomerId)));
-    await deps.deliveries.addBulk(jobs);
+    // A fan-out run before (killed halfway, or by a version before keyed pseudonyms) may have
+    // added some deliveries under the unkeyed ids that version used: those are not added again.
+    const legacy = (job.attemptsStarted ?? 0) > 1 ? await legacyDeliveries(t.eventId, emails) : new Set();
+    const jobs = emails
+      .filter((email) => !legacy.has(email))
+      .map((email) => bulkJob(deliveryJob(t, email, resolvedCustomerId, pseudonymKey)));
+    if (jobs.length > 0) await deps.deliveries.addBulk(jobs);
     deps.metrics.transitions.inc({ outcome: 'fanned_out' });
     log.info(
       {

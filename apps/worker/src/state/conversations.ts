@@ -11,7 +11,7 @@ import { defineScript, runScript } from './redis-script.js';
  *
  * One hash per conversation, `…:state:conv:{conversationId}` (under the queue prefix, so on a
  * cluster it shares the hash slot of the per-email state that reads it from Lua):
- * - `e:<email hash>` = the address, for every address a transition of this conversation was
+ * - `e:<email pseudonym>` = the address (keyed, as the per-email keys: see PseudonymKey), for every address a transition of this conversation was
  *   fanned out to (a start that arrived after a newer close excepted), and those inherited from
  *   conversations merged into it;
  * - `fan` = 'k|ms|id', the newest transition fanned out (k: o started, c closed);
@@ -24,6 +24,8 @@ export interface ConversationStateOptions {
   /** The per-email state's prefix (`<queue prefix>:state`). */
   prefix: string;
   ttlSeconds?: number;
+  /** The key of the email pseudonyms (see PseudonymKey): the same as the per-email state's. */
+  pseudonymKey: () => Promise<string>;
 }
 
 /** A close as the conversation remembers it. */
@@ -119,11 +121,13 @@ export class ConversationState {
   readonly #redis: RedisConnection;
   readonly #prefix: string;
   readonly #ttl: number;
+  readonly #pseudonymKey: () => Promise<string>;
 
   constructor(redis: RedisConnection, options: ConversationStateOptions) {
     this.#redis = redis;
     this.#prefix = `${options.prefix}:conv:`;
     this.#ttl = options.ttlSeconds ?? 30 * 24 * 3600;
+    this.#pseudonymKey = options.pseudonymKey;
   }
 
   #key(conversationId: string): string {
@@ -144,7 +148,8 @@ export class ConversationState {
             resolvedCustomerId,
           }
         : undefined;
-    const pairs = emails.flatMap((e) => [hashEmail(e), e.trim()]);
+    const key = await this.#pseudonymKey();
+    const pairs = emails.flatMap((e) => [hashEmail(e, key), e.trim()]);
     const answer = await runScript(
       this.#redis,
       RECORD_FAN_OUT,

@@ -1,4 +1,4 @@
-import { hashEmail } from '@gk/domain';
+import { hashEmail, LEGACY_EMAIL_HASH_KEY } from '@gk/domain';
 import { createWorkerConnection, type RedisConnection } from '@gk/queue';
 import {
   type RedisCluster,
@@ -17,6 +17,7 @@ import { type ConversationPart, EmailState } from './email-state.js';
 let redis: RedisServer | RedisCluster;
 let connection: RedisConnection;
 let state: EmailState;
+let prefix: string;
 
 beforeAll(async () => {
   if (testClusterNodes().length > 0) {
@@ -28,7 +29,12 @@ beforeAll(async () => {
     redis = server;
     connection = createWorkerConnection({ url: server.url }, 'email-state-test');
   }
-  state = new EmailState(connection, { prefix: uniquePrefix('email-state'), leaseMs: 300 });
+  prefix = uniquePrefix('email-state');
+  state = new EmailState(connection, {
+    prefix,
+    leaseMs: 300,
+    pseudonymKey: async () => 'email-state-test-key',
+  });
 });
 
 afterAll(async () => {
@@ -61,8 +67,8 @@ describe('EmailState', () => {
       newest: null,
       claimed: true,
     });
-    await state.markAppliedAndHold(email, 'attempt-1', newer, 1_000);
-    // The mark counts at once (an older transition goes as backfill) ...
+    await state.hold(email, 'attempt-1', 1_000);
+    // The claim counts at once (an older transition goes as backfill) ...
     expect(await state.newestApplied(email)).toEqual(newer);
     // ... and the lease is still held past its own 300 ms, then lapses.
     await sleep(500);
@@ -128,16 +134,16 @@ describe('EmailState', () => {
       newest: newer,
       claimed: false,
     });
-    // The same transition's re-run is not stale and claims nothing new.
+    // The same transition's re-run is not stale against its own claim.
     await state.release(email, 'job-2');
     expect(await state.acquire(email, 'job-3', newer)).toEqual({
       acquired: true,
-      newest: newer,
-      claimed: false,
+      newest: null,
+      claimed: true,
     });
   });
 
-  it('withdraws a claim Klaviyo did not record: the mark before it is back and the lease free', async () => {
+  it('withdraws a claim Klaviyo did not record: the mark before it counts again and the lease is free', async () => {
     const email = freshEmail();
     const first = mark('2026-11-20T14:00:00.000Z', 'evt-1');
     const second = mark('2026-11-20T14:01:00.000Z', 'evt-2');
@@ -145,14 +151,40 @@ describe('EmailState', () => {
     await state.markAppliedAndRelease(email, 'job-1', first);
     const lease = await state.acquire(email, 'job-2', second);
     expect(lease).toEqual({ acquired: true, newest: first, claimed: true });
-    expect(await state.withdraw(email, 'job-2', second, first)).toBe(true);
+    expect(await state.withdraw(email, 'job-2', second)).toBe(true);
     expect(await state.newestApplied(email)).toEqual(first);
     expect((await state.acquire(email, 'job-3', OLDEST)).acquired).toBe(true);
     // With no mark before the claim, the email has none again.
     const other = freshEmail();
     await state.acquire(other, 'job-1', second);
-    expect(await state.withdraw(other, 'job-1', second, null)).toBe(true);
+    expect(await state.withdraw(other, 'job-1', second)).toBe(true);
     expect(await state.newestApplied(other)).toBeNull();
+  });
+
+  it('a claim left by an earlier attempt (a 5xx, no answer) is settled by a later attempt of the transition', async () => {
+    const email = freshEmail();
+    const first = mark('2026-11-20T14:00:00.000Z', 'evt-1');
+    const second = mark('2026-11-20T14:01:00.000Z', 'evt-2');
+    await state.acquire(email, 'job-1', first);
+    await state.markAppliedAndRelease(email, 'job-1', first);
+    // Attempt 1 of evt-2 claims it, gets a 5xx, releases the lease: the claim stays.
+    expect(await state.acquire(email, 'evt-2-attempt-1', second)).toMatchObject({ claimed: true });
+    await state.release(email, 'evt-2-attempt-1');
+    expect(await state.newestApplied(email)).toEqual(second);
+    // Attempt 2 is refused for good (a 400): it withdraws the claim attempt 1 made.
+    await state.acquire(email, 'evt-2-attempt-2', second);
+    expect(await state.withdraw(email, 'evt-2-attempt-2', second)).toBe(true);
+    expect(await state.newestApplied(email)).toEqual(first);
+    // Or, recorded on a later attempt: it becomes the applied mark and the claim goes.
+    const third = mark('2026-11-20T14:02:00.000Z', 'evt-3');
+    await state.acquire(email, 'evt-3-attempt-1', third);
+    await state.release(email, 'evt-3-attempt-1');
+    await state.acquire(email, 'evt-3-attempt-2', third);
+    await state.markAppliedAndRelease(email, 'evt-3-attempt-2', third);
+    expect(await state.newestApplied(email)).toEqual(third);
+    expect(await connection.zcard(`${prefix}:email:${hashEmail(email, 'email-state-test-key')}:claims`)).toBe(
+      0,
+    );
   });
 
   it('never withdraws a claim once the lease has passed to another holder', async () => {
@@ -160,12 +192,13 @@ describe('EmailState', () => {
     const second = mark('2026-11-20T14:01:00.000Z', 'evt-2');
     await state.acquire(email, 'job-1', second);
     await sleep(400); // job-1's lease lapsed; the re-run of the same job took over
+    // The re-run is not stale against its own transition's claim.
     expect(await state.acquire(email, 'job-1-rerun', second)).toEqual({
       acquired: true,
-      newest: second,
-      claimed: false,
+      newest: null,
+      claimed: true,
     });
-    expect(await state.withdraw(email, 'job-1', second, null)).toBe(false);
+    expect(await state.withdraw(email, 'job-1', second)).toBe(false);
     expect(await state.newestApplied(email)).toEqual(second);
     expect(await state.acquire(email, 'job-3', OLDEST)).toEqual({ acquired: false });
   });
@@ -200,6 +233,38 @@ describe('EmailState', () => {
     expect(await state.acquire(email, 'job-3', OLDEST)).toEqual({ acquired: false });
   });
 
+  it('honours the mark and waits for the lease a version before keyed pseudonyms left', async () => {
+    const email = freshEmail();
+    const legacy = `${prefix}:email:${hashEmail(email, LEGACY_EMAIL_HASH_KEY)}`;
+    const before = mark('2026-11-20T14:05:00.000Z', 'evt-v1');
+    await connection.set(`${legacy}:applied`, `${Date.parse(before.occurredAt)}|${before.eventId}`);
+    await connection.set(`${legacy}:lease`, 'v1-holder', 'PX', 300);
+    expect(await state.acquire(email, 'job-1', OLDEST)).toEqual({ acquired: false });
+    await sleep(400);
+    // Older than the old version's mark: not claimed, and the old mark is the newest.
+    expect(await state.acquire(email, 'job-1', mark('2026-11-20T14:00:00.000Z', 'evt-a'))).toEqual({
+      acquired: true,
+      newest: before,
+      claimed: false,
+    });
+    await state.release(email, 'job-1');
+    // Newer: claimed under the keyed key only; the old key is left to expire.
+    const newer = mark('2026-11-20T14:10:00.000Z', 'evt-b');
+    expect(await state.acquire(email, 'job-2', newer)).toEqual({
+      acquired: true,
+      newest: before,
+      claimed: true,
+    });
+    expect(await state.newestApplied(email)).toEqual(newer);
+    await state.markAppliedAndRelease(email, 'job-2', newer);
+    expect(await connection.get(`${legacy}:applied`)).toBe(
+      `${Date.parse(before.occurredAt)}|${before.eventId}`,
+    );
+    expect(await connection.get(`${prefix}:email:${hashEmail(email, 'email-state-test-key')}:applied`)).toBe(
+      `${Date.parse(newer.occurredAt)}|${newer.eventId}`,
+    );
+  });
+
   it('loads its scripts again after the server forgot them', async () => {
     const email = freshEmail();
     const first = mark('2026-11-20T14:00:00.000Z', 'evt-1');
@@ -209,7 +274,7 @@ describe('EmailState', () => {
     await state.markAppliedAndRelease(email, 'job-1', first);
     expect(await state.newestApplied(email)).toEqual(first);
     await flushScripts();
-    expect(await state.withdraw(email, 'job-1', first, null)).toBe(false);
+    expect(await state.withdraw(email, 'job-1', first)).toBe(false);
   });
 });
 
@@ -231,8 +296,7 @@ describe('EmailState: conversations holding an address', () => {
   async function deliver(email: string, holder: string, m: ReturnType<typeof mark>, part: ConversationPart) {
     const lease = await state.acquireHeld(email, holder, m, part);
     if (!lease.acquired) throw new Error('lease taken');
-    if (!lease.backfill) await state.markAppliedAndRelease(email, holder, m);
-    else await state.release(email, holder);
+    await state.settleHeld(email, holder, m, lease.backfill ? 'backfill' : 'applied');
     return lease;
   }
 
@@ -271,7 +335,7 @@ describe('EmailState: conversations holding an address', () => {
     if (!refused.acquired) throw new Error('lease taken');
     expect(refused).toMatchObject({ backfill: false, claimed: true });
     expect(await state.heldAddress(hashOf(email))).toBeUndefined();
-    expect(await state.withdrawHeld(email, 'b', at(5, 'x1'), refused.newest, refused.undo)).toBe(true);
+    expect(await state.withdrawHeld(email, 'b', at(5, 'x1'), 'c1')).toBe(true);
     expect(await state.newestApplied(email)).toEqual(at(0, 'o1'));
     expect(await state.heldAddress(hashOf(email))).toMatchObject({ conversations: ['c1'] });
     // The lease is free again, and the close, retried, decides as before.
@@ -302,5 +366,5 @@ describe('EmailState: conversations holding an address', () => {
 });
 
 function hashOf(email: string): string {
-  return hashEmail(email);
+  return hashEmail(email, 'email-state-test-key');
 }

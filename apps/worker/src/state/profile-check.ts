@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { emailKey } from '@gk/domain';
+import { hashEmail } from '@gk/domain';
 import type { KlaviyoClient, ProfileLookupOutcome } from '@gk/klaviyo';
 import type { RedisConnection } from '@gk/queue';
 
@@ -7,8 +6,9 @@ import type { RedisConnection } from '@gk/queue';
  * With KLAVIYO_CREATE_PROFILES=false the bridge only sends to emails Klaviyo already has a profile
  * for (like the "do not create new Klaviyo customers" option of Gladly's own Klaviyo app). Each
  * answer is kept briefly in Redis: a found profile for the TTL (profiles are rarely deleted), a
- * missing one for at most a minute (a sign-up may create it any moment). Keys hold a hash of the
- * email, never the address.
+ * missing one for at most a minute (a sign-up may create it any moment). Keys hold the email's
+ * keyed pseudonym, never the address (entries of versions before keyed pseudonyms are not read:
+ * a miss only asks Klaviyo again).
  */
 export interface ProfileCheckOptions {
   /** The queue prefix (hash-tagged on a cluster). */
@@ -17,6 +17,8 @@ export interface ProfileCheckOptions {
   ttlSeconds: number;
   /** How long "absent" is kept. Default min(60, ttl). */
   absentTtlSeconds?: number;
+  /** The key of the email pseudonyms in the Redis keys (see PseudonymKey). */
+  pseudonymKey: () => Promise<string>;
 }
 
 export type ProfileCheck =
@@ -33,6 +35,7 @@ export class KlaviyoProfileCheck {
   readonly #base: string;
   readonly #ttl: number;
   readonly #absentTtl: number;
+  readonly #pseudonymKey: () => Promise<string>;
 
   constructor(redis: RedisConnection, klaviyo: KlaviyoClient, options: ProfileCheckOptions) {
     this.#redis = redis;
@@ -40,14 +43,15 @@ export class KlaviyoProfileCheck {
     this.#base = `${options.prefix}:kprofile`;
     this.#ttl = options.ttlSeconds;
     this.#absentTtl = options.absentTtlSeconds ?? Math.min(60, options.ttlSeconds);
+    this.#pseudonymKey = options.pseudonymKey;
   }
 
-  #key(email: string): string {
-    return `${this.#base}:${createHash('sha256').update(emailKey(email)).digest('hex').slice(0, 32)}`;
+  async #key(email: string): Promise<string> {
+    return `${this.#base}:${hashEmail(email, await this.#pseudonymKey())}`;
   }
 
   async check(email: string): Promise<ProfileCheck> {
-    const key = this.#key(email);
+    const key = await this.#key(email);
     if (this.#ttl > 0) {
       const cached = await this.#redis.get(key);
       if (cached === '1') return { kind: 'exists', source: 'cache' };
