@@ -5,7 +5,7 @@
  * Klaviyo stand-ins as HTTP servers, the worker's factory; each case also with redeliveries and
  * out-of-order arrival.
  */
-import type { TransitionType } from '@gk/domain';
+import { hashEmail, type TransitionType } from '@gk/domain';
 import { type CustomerChangeJobData, createWorkerConnection, customerChangeJobId } from '@gk/queue';
 import { type TestRedis, useTestRedis, waitFor } from '@gk/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -428,6 +428,53 @@ describe('two open conversations reaching one address', () => {
     await settled();
     expect(prop(SHARED)).toBe(false);
     expect(await metricValue(h.registry, 'gk_deliveries_total', { outcome: 'failed_permanent' })).toBe(1);
+  });
+});
+
+describe('a close refused for good after a 5xx (undo per transition, not per attempt)', () => {
+  const EMAIL = 'refused.after.5xx@example.com';
+  const step = (type: TransitionType, id: string, minute: number): Step => ({
+    type,
+    id,
+    customerId: 'cust-5xx',
+    conversationId: 'conv-5xx',
+    minute,
+  });
+
+  it('attempt 2 puts back what attempt 1 held: a later, older reopen applies and the profile stays as Klaviyo recorded it', async () => {
+    h = await startHarness(redis.target);
+    h.gladly.setCustomer('cust-5xx', [EMAIL]);
+    await send(step('CONVERSATION/CREATED', '5xx-open', 0));
+    await settled();
+    expect(prop(EMAIL)).toBe(true);
+    // Attempt 1 of the close gets a 500 (Klaviyo may have recorded it: its held changes stay),
+    // attempt 2 a 400: it must undo the conversation's entry and the profile value attempt 1 set.
+    h.klaviyo.injectFaults({ status: 500 }, { status: 400 });
+    await send(step('CONVERSATION/CLOSED', '5xx-close', 9));
+    await waitFor(async () => (await h.producer.deliveries.getFailedCount()) === 1, {
+      what: 'the close to fail on its second attempt',
+    });
+    expect(prop(EMAIL)).toBe(true);
+    const id = hashEmail(EMAIL, await h.bridge.pseudonyms.get());
+    const connection = createWorkerConnection(redis.target, 'conversation-test');
+    try {
+      // Klaviyo still says "in conversation", and so does the bridge: conv-5xx holds the address
+      // (its entry and the profile value are the create's again, the held index has it), and
+      // nothing is left to undo or claim for the refused close.
+      const held = await connection.hgetall(`${h.prefix}:state:email:${id}:held`);
+      expect(held['c:conv-5xx']).toBe(`o|${Date.parse(at(0))}|5xx-open`);
+      expect(held.p).toBe('1|5xx-open');
+      expect(Object.keys(held).filter((f) => f.startsWith('ue:') || f.startsWith('up:'))).toEqual([]);
+      expect(await connection.zscore(`${h.prefix}:state:held`, id)).not.toBeNull();
+      expect(await connection.zcard(`${h.prefix}:state:email:${id}:claims`)).toBe(0);
+    } finally {
+      connection.disconnect();
+    }
+    // A reopen older than the refused close (and newer than the create) is no history: it applies.
+    await send(step('CONVERSATION/REOPENED', '5xx-reopen', 5));
+    await settled();
+    expect(eventsOf(EMAIL).get('5xx-reopen')?.backfill).toBe(false);
+    expect(prop(EMAIL)).toBe(true);
   });
 });
 

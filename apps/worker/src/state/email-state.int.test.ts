@@ -343,6 +343,70 @@ describe('EmailState: conversations holding an address', () => {
     expect(again).toMatchObject({ acquired: true, backfill: false });
   });
 
+  it('a close refused for good after a 5xx: the later attempt undoes what the first one held', async () => {
+    const email = freshEmail();
+    const close = at(5, 'x1');
+    // Attempt 1: a flip (no other conversation holds the address), then a 5xx: all of it stays.
+    expect(await state.acquireHeld(email, 'x1-attempt-1', close, closed('c1'))).toMatchObject({
+      acquired: true,
+      backfill: false,
+      claimed: true,
+    });
+    await state.release(email, 'x1-attempt-1');
+    expect(await state.newestApplied(email)).toEqual(close);
+    // Attempt 2 decides the same (its own changes do not make it history), then gets a 400.
+    expect(await state.acquireHeld(email, 'x1-attempt-2', close, closed('c1'))).toMatchObject({
+      acquired: true,
+      backfill: false,
+      claimed: true,
+    });
+    expect(await state.withdrawHeld(email, 'x1-attempt-2', close, 'c1')).toBe(true);
+    // Nothing of the close is left: no mark, no entry, no profile value, nothing to undo.
+    expect(await state.newestApplied(email)).toBeNull();
+    expect(await connection.hgetall(heldKey(email))).toEqual({});
+    // A later start, older than the refused close, applies normally and holds the address.
+    expect(await deliver(email, 'o1-attempt-1', at(0, 'o1'), opened('c1'))).toMatchObject({
+      backfill: false,
+      claimed: true,
+    });
+    expect(await state.heldAddress(hashOf(email))).toMatchObject({ conversations: ['c1'] });
+    expect(await connection.hget(heldKey(email), 'p')).toBe('1|o1');
+  });
+
+  it('a refusal after a 5xx puts back the values from before the first attempt, held index too', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(0, 'o1'), opened('c1'));
+    const before = await connection.hgetall(heldKey(email));
+    await state.acquireHeld(email, 'x1-attempt-1', at(5, 'x1'), closed('c1'));
+    await state.release(email, 'x1-attempt-1');
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+    await state.acquireHeld(email, 'x1-attempt-2', at(5, 'x1'), closed('c1'));
+    expect(await state.withdrawHeld(email, 'x1-attempt-2', at(5, 'x1'), 'c1')).toBe(true);
+    expect(await connection.hgetall(heldKey(email))).toEqual(before);
+    expect(await state.heldAddress(hashOf(email))).toMatchObject({ conversations: ['c1'] });
+    expect(await connection.zscore(`${prefix}:held`, hashOf(email))).toBe(
+      String(Date.parse(at(0, 'o1').occurredAt)),
+    );
+    expect(await state.newestApplied(email)).toEqual(at(0, 'o1'));
+  });
+
+  it('a transition recorded on a later attempt keeps what the first one held, and its undo goes', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(0, 'o1'), opened('c1'));
+    await state.acquireHeld(email, 'x1-attempt-1', at(5, 'x1'), closed('c1'));
+    await state.release(email, 'x1-attempt-1');
+    await state.acquireHeld(email, 'x1-attempt-2', at(5, 'x1'), closed('c1'));
+    await state.settleHeld(email, 'x1-attempt-2', at(5, 'x1'), 'applied');
+    const held = await connection.hgetall(heldKey(email));
+    expect(held.p).toBe('0|x1');
+    expect(Object.keys(held).filter((f) => f.startsWith('ue:') || f.startsWith('up:'))).toEqual([]);
+    expect(await state.newestApplied(email)).toEqual(at(5, 'x1'));
+    // A withdraw arriving after it (a stale attempt) changes nothing.
+    await state.acquireHeld(email, 'x1-attempt-3', at(5, 'x1'), closed('c1'));
+    await state.withdrawHeld(email, 'x1-attempt-3', at(5, 'x1'), 'c1');
+    expect((await connection.hgetall(heldKey(email))).p).toBe('0|x1');
+  });
+
   it('an operator release lets go of every conversation holding the address', async () => {
     const email = freshEmail();
     await deliver(email, 'a', at(0, 'o1'), opened('c1'));
@@ -367,4 +431,8 @@ describe('EmailState: conversations holding an address', () => {
 
 function hashOf(email: string): string {
   return hashEmail(email, 'email-state-test-key');
+}
+
+function heldKey(email: string): string {
+  return `${prefix}:email:${hashOf(email)}:held`;
 }
