@@ -90,7 +90,7 @@ async function main() {
   const restartAt = Math.floor((EVENTS * 2) / 3);
   const answers = new Map();
   const expected = new Map(); // "email unique_id" → event id
-  const open = new Set();
+  const open = new Map();
   const pending = [];
   let unanswered = 0;
   let redisBack;
@@ -114,15 +114,17 @@ async function main() {
     }
     const customer = customers[i % customers.length];
     // Alternate each customer between an open and a closed conversation.
+    // A close names the conversation its create opened, as Gladly's do.
     const type = open.has(customer.id) ? 'CONVERSATION/CLOSED' : 'CONVERSATION/CREATED';
+    const conversationId = open.get(customer.id) ?? gladlyId();
     if (open.has(customer.id)) open.delete(customer.id);
-    else open.add(customer.id);
+    else open.set(customer.id, conversationId);
     const body = {
       id: gladlyId(),
       type,
       timestamp: new Date().toISOString(),
       initiator: { id: customer.id, type: 'CUSTOMER' },
-      content: { customerId: customer.id, conversationId: gladlyId() },
+      content: { customerId: customer.id, conversationId },
     };
     pending.push(
       deliver(body, answers).then((ok) => {

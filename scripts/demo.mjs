@@ -25,6 +25,9 @@ const TIMEOUT_MS = Number(value(env, 'DEMO_TIMEOUT_MS', '60000'));
 const PROPERTY = value(env, 'KLAVIYO_PROFILE_PROPERTY', 'In Gladly Conversation');
 const fancy = Boolean(out.isTTY) && env.CI !== 'true';
 
+/** The customer whose address the demo removes mid-conversation (given back at the next run). */
+const MEI_ID = 'demo-mei-tanaka';
+
 function fail(message) {
   process.stderr.write(`${paint.red('demo: ')}${message}\n`);
   process.exit(1);
@@ -92,8 +95,9 @@ function buildStream(customers) {
       body: { id: gladlyId(), type: 'PING', timestamp: undefined },
     },
     event('CONVERSATION/CREATED', several, { note: 'several emails, a duplicate and an invalid one' }),
-    event('CONVERSATION/CREATED', mei),
   ];
+  const meiCreated = event('CONVERSATION/CREATED', mei);
+  stream.push(meiCreated);
   const ignored = event('CONVERSATION/CREATED', mei);
   stream.push(
     {
@@ -107,12 +111,23 @@ function buildStream(customers) {
       },
     },
     event('CONVERSATION/CREATED', priya),
+    // Mid-conversation an agent removes Mei's address: Gladly answers none and sends
+    // CUSTOMER_PROFILE/UPDATED. Her close must still reach the address her create set "in
+    // conversation" (Gladly's own integration would leave it there for good).
+    {
+      note: 'address removed mid-conversation',
+      customer: mei,
+      change: { customerId: mei.id, emails: [] },
+      after: { email: mei.deliversTo[0], id: meiCreated.body.id },
+      body: { type: 'CUSTOMER_PROFILE/UPDATED' },
+    },
     event('CONVERSATION/CREATED', merged, { note: 'merged customer: 301 to the survivor' }),
     event('CONVERSATION/CREATED', unknown, { note: 'unknown customer: 404' }),
     event('CONVERSATION/CREATED', noEmail, { note: 'customer without email' }),
     event('CONVERSATION/CLOSED', several),
     event('CONVERSATION/CREATED', lars),
-    event('CONVERSATION/CLOSED', mei),
+    // Gladly lists no address for her now; the bridge remembers the one the create reached.
+    event('CONVERSATION/CLOSED', mei, { note: 'reaches the removed address' }),
     event('CONVERSATION/CLOSED', priya),
     event('CONVERSATION/CREATED', tom),
   );
@@ -141,7 +156,13 @@ function expectations(stream) {
     if (item.redelivery || !/^CONVERSATION\/(CREATED|REOPENED|CLOSED)$/.test(item.body.type)) continue;
     for (const email of item.customer.deliversTo) {
       const key = email.toLowerCase();
-      const entry = expected.get(key) ?? { email, customer: item.customer, ids: new Set(), latest: null };
+      const entry = expected.get(key) ?? {
+        email,
+        customer: item.customer,
+        newToKlaviyo: Boolean(item.customer.newToKlaviyo),
+        ids: new Set(),
+        latest: null,
+      };
       entry.ids.add(item.body.id);
       if (!entry.latest || item.body.timestamp > entry.latest.timestamp) entry.latest = item.body;
       expected.set(key, entry);
@@ -160,7 +181,38 @@ function progress(text) {
   if (fancy) out.write(`\r\x1b[2K${text}`);
 }
 
+/**
+ * A customer change as an agent makes it in Gladly: the sandbox changes the customer and answers
+ * the webhook event Gladly emits for it, which is then sent like the others.
+ */
+async function changeCustomer({ customerId, emails }) {
+  const res = await fetch(`${urls.sandbox}/_sandbox/customers/${encodeURIComponent(customerId)}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ emails }),
+    signal: AbortSignal.timeout(5_000),
+  }).catch((err) => fail(`the sandbox does not answer (${err.cause?.code ?? err.message})`));
+  if (!res.ok) fail(`the sandbox refused to change ${customerId} (${res.status}): is it an older sandbox?`);
+  return (await res.json()).event;
+}
+
+/** Until Klaviyo (the sandbox) has recorded event `id` for `email`: the conversation has started. */
+async function waitForEvent(email, id) {
+  const until = Date.now() + 15_000;
+  while (Date.now() < until) {
+    const answer = await getJson(`${urls.sandbox}/_sandbox/state`, 'the sandbox');
+    const profile = answer.body?.profiles.find((p) => p.email.toLowerCase() === email.toLowerCase());
+    if (profile?.events.some((e) => e.uniqueId === id)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function send(item) {
+  if (item.change && !item.body.id) {
+    // The agent edits the customer during the conversation, i.e. once its start went out.
+    if (item.after) await waitForEvent(item.after.email, item.after.id);
+    item.body = await changeCustomer(item.change);
+  }
   // A redelivery repeats the body it already sent, timestamp included.
   item.body.timestamp ??= new Date(Date.now() + (item.offsetSeconds ?? 0) * 1_000).toISOString();
   const res = await fetch(urls.webhook, {
@@ -207,7 +259,15 @@ async function main() {
   const health = await getJson(`${urls.ingest}/healthz`, 'the ingest');
   if (health.error) fail(`${health.error}. Is ${paint.bold('npm start')} running?`);
 
-  const stream = buildStream(customersAnswer.body);
+  // A previous run removed Mei's address: give her the seeded one back first, with the webhook
+  // Gladly would send (so the worker drops a cached lookup, even one older than this sandbox).
+  let customers = customersAnswer.body;
+  const mei = customers.find((c) => c.id === MEI_ID);
+  if (mei?.seedEmails) {
+    await send({ body: await changeCustomer({ customerId: MEI_ID, emails: mei.seedEmails }) });
+    customers = (await getJson(`${urls.sandbox}/_sandbox/customers`, 'the sandbox')).body ?? customers;
+  }
+  const stream = buildStream(customers);
 
   out.write(
     `${paint.bold('Sending')} ${stream.length} Gladly webhooks to ${urls.webhook} ${paint.gray(`(${credential.kind === 'basic' ? `Basic ${credential.user}` : `header ${credential.header}`})`)}\n`,
@@ -215,7 +275,8 @@ async function main() {
   const answers = new Map();
   for (const [index, item] of stream.entries()) {
     const answer = await send(item);
-    if (!item.redelivery && item.body.type !== 'PING') await recordInSandbox(item.body);
+    // A customer change is in the sandbox's Events API already (the sandbox emitted it).
+    if (!item.redelivery && !item.change && item.body.type !== 'PING') await recordInSandbox(item.body);
     const label = `${answer.status} ${answer.outcome}`.trim();
     answers.set(label, (answers.get(label) ?? 0) + 1);
     const what = `${item.body.type.padEnd(27)} ${(item.customer?.id ?? '').padEnd(22)} → ${label}${item.note ? paint.gray(`  ${item.note}`) : ''}`;
@@ -247,7 +308,7 @@ async function main() {
       // sandbox's Klaviyo does not know yet: expect nothing for those then.
       const skipsNew = skipsNewProfiles(state);
       for (const [key, entry] of expected) {
-        if (skipsNew && entry.customer.newToKlaviyo) continue;
+        if (skipsNew && entry.newToKlaviyo) continue;
         const profile = profiles.get(key);
         const ids = new Set((profile?.events ?? []).map((e) => e.uniqueId));
         for (const id of entry.ids) {
@@ -303,7 +364,7 @@ function printSummary({ stream, answers, expected, state, seconds }) {
   );
   for (const entry of expected.values()) {
     const profile = profiles.get(entry.email.toLowerCase());
-    if (!profile && entry.customer.newToKlaviyo && skipsNewProfiles(state)) {
+    if (!profile && entry.newToKlaviyo && skipsNewProfiles(state)) {
       out.write(
         `  ${entry.customer.name.padEnd(14)} ${entry.email.padEnd(28)} ${gray('not sent: no Klaviyo profile yet (KLAVIYO_CREATE_PROFILES=false)')}\n`,
       );

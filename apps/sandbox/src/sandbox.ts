@@ -140,6 +140,18 @@ const RecordedEvents = z
   )
   .max(1_000);
 
+const CUSTOMER_CHANGE_PATH = '/_sandbox/customers/';
+const gladlyId = z.string().trim().min(1).max(200);
+const CustomerEmailsChange = z.object({ emails: z.array(z.string().max(254)).max(50) }).strict();
+const MergeChange = z
+  .object({
+    sourceCustomerId: gladlyId,
+    destinationCustomerId: gladlyId,
+    sourceConversationId: gladlyId.optional(),
+    destinationConversationId: gladlyId.optional(),
+  })
+  .strict();
+
 const PAGE_FILE = new URL('../public/index.html', import.meta.url);
 const PAGE_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
@@ -195,12 +207,22 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   if (settings.klaviyoRatePerSecond > 0) klaviyo.setRateLimit(settings.klaviyoRatePerSecond);
 
   const proxy = createProxy();
-  const views = describeDemoCustomers(customers);
+  // The customers as Gladly holds them now: `/_sandbox/customers/{id}` and `/_sandbox/merges`
+  // change them at run time.
+  let current: DemoCustomer[] = [...customers];
+  let views = describeDemoCustomers(current);
   const customerByEmail = new Map<string, DemoCustomer>();
-  for (const view of views) {
-    if (view.kind === 'merged') continue;
-    for (const email of view.deliversTo) customerByEmail.set(email.toLowerCase(), view);
-  }
+  const seeded = new Map(customers.map((c) => [c.id, c.emails]));
+  const describe = () => {
+    // `seedEmails`: what the customer had at start (the demo gives it back after a change).
+    views = describeDemoCustomers(current).map((v) => ({ ...v, seedEmails: seeded.get(v.id) ?? [] }));
+    // Names stay on addresses a customer no longer has: their profiles are still that person's.
+    for (const view of views) {
+      if (view.kind === 'merged') continue;
+      for (const email of view.deliversTo) customerByEmail.set(email.toLowerCase(), view);
+    }
+  };
+  describe();
   let lookups: { customerId: string; status: number }[] = [];
 
   const streams = new Set<ServerResponse>();
@@ -346,6 +368,75 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     sendJson(res, 202, { recorded: parsed.data.length, ...(deliver ? { delivering: true } : {}) });
   }
 
+  async function readJsonBody<T>(req: IncomingMessage, res: ServerResponse, schema: z.ZodType<T>) {
+    let body: unknown;
+    try {
+      body = JSON.parse(await readText(req));
+    } catch {
+      sendJson(res, 400, { error: 'body must be JSON' });
+      return undefined;
+    }
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) {
+      sendJson(res, 400, {
+        error: 'invalid body',
+        issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`),
+      });
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  /**
+   * `POST /_sandbox/customers/{id}` `{ emails }`: an agent edits the customer's addresses. Gladly
+   * answers the new ones and emits CUSTOMER_PROFILE/UPDATED (Events API, registered webhooks);
+   * the answer carries the event, for a caller that delivers it to the ingest itself.
+   */
+  async function handleCustomerChange(req: IncomingMessage, res: ServerResponse, path: string) {
+    let id: string;
+    try {
+      id = decodeURIComponent(path.slice(CUSTOMER_CHANGE_PATH.length));
+    } catch {
+      return sendJson(res, 400, { error: 'bad customer id encoding' }, req);
+    }
+    if (id === '' || id.length > 200) return sendJson(res, 400, { error: 'a customer id is required' }, req);
+    const body = await readJsonBody(req, res, CustomerEmailsChange);
+    if (!body) return;
+    const event = gladly.updateCustomer(id, body.emails);
+    const known = current.find((c) => c.id === id);
+    const changed: DemoCustomer = known
+      ? { ...known, emails: body.emails, kind: known.kind === 'several-emails' ? known.kind : 'ordinary' }
+      : { id, name: id, kind: 'ordinary', emails: body.emails, note: 'added at run time' };
+    delete changed.mergedInto;
+    // In place: the order is the seeded one (the demo picks customers by it).
+    current = known ? current.map((c) => (c.id === id ? changed : c)) : [...current, changed];
+    describe();
+    notify();
+    sendJson(res, 200, { event });
+  }
+
+  /**
+   * `POST /_sandbox/merges` `{ sourceCustomerId, destinationCustomerId, sourceConversationId?,
+   * destinationConversationId? }`: an agent merges two customers. The source answers 301 to the
+   * destination (whose addresses stay as they were) and CUSTOMER/MERGED is emitted.
+   */
+  async function handleMerge(req: IncomingMessage, res: ServerResponse) {
+    const body = await readJsonBody(req, res, MergeChange);
+    if (!body) return;
+    if (body.sourceCustomerId === body.destinationCustomerId) {
+      return sendJson(res, 400, { error: 'a customer cannot be merged into itself' });
+    }
+    const event = gladly.mergeCustomers(body);
+    current = current.map((c) =>
+      c.id === body.sourceCustomerId
+        ? { ...c, kind: 'merged' as const, mergedInto: body.destinationCustomerId }
+        : c,
+    );
+    describe();
+    notify();
+    sendJson(res, 200, { event });
+  }
+
   function openStream(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -385,6 +476,9 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     if (method === 'GET' && path === '/_sandbox/stream') return openStream(req, res);
     if (method === 'POST' && path === '/_sandbox/faults') return handleFaults(req, res);
     if (method === 'POST' && path === '/_sandbox/gladly-events') return handleRecordEvents(req, res);
+    if (method === 'POST' && path.startsWith(CUSTOMER_CHANGE_PATH))
+      return handleCustomerChange(req, res, path);
+    if (method === 'POST' && path === '/_sandbox/merges') return handleMerge(req, res);
     if (method === 'POST' && path === '/_sandbox/reset') {
       reset();
       return sendJson(res, 200, { status: 'reset' }, req);

@@ -239,3 +239,68 @@ describe('the built sandbox process', () => {
     expect(await p.exited).toBe(0);
   });
 });
+
+describe('customers changed at run time', () => {
+  const post = (path: string, body: unknown) =>
+    fetch(`${sandbox.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+
+  it('POST /_sandbox/customers/{id} changes the addresses Gladly answers and returns CUSTOMER_PROFILE/UPDATED', async () => {
+    const res = await post('/_sandbox/customers/demo-mei-tanaka', { emails: ['mei@new.example.com'] });
+    expect(res.status).toBe(200);
+    const { event: updated } = (await res.json()) as { event: Record<string, unknown> };
+    expect(updated).toMatchObject({
+      type: 'CUSTOMER_PROFILE/UPDATED',
+      content: { customerId: 'demo-mei-tanaka' },
+    });
+    const profile = (await (await lookup('demo-mei-tanaka')).json()) as { emails: { original: string }[] };
+    expect(profile.emails.map((e) => e.original)).toEqual(['mei@new.example.com']);
+    const customers = (await (await fetch(`${sandbox.url}/_sandbox/customers`)).json()) as {
+      id: string;
+      deliversTo: string[];
+    }[];
+    expect(customers.find((c) => c.id === 'demo-mei-tanaka')?.deliversTo).toEqual(['mei@new.example.com']);
+    // Recorded in the Events API like Gladly's own.
+    expect(sandbox.gladly.events.map((e) => e.id)).toContain(updated.id);
+  });
+
+  it('POST /_sandbox/merges merges two customers (301 to the destination) and returns CUSTOMER/MERGED', async () => {
+    const merge = {
+      sourceCustomerId: 'demo-priya-shah',
+      destinationCustomerId: 'demo-mei-tanaka',
+      sourceConversationId: 'convPriya',
+      destinationConversationId: 'convMei',
+    };
+    const res = await post('/_sandbox/merges', merge);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { event: unknown }).event).toMatchObject({
+      type: 'CUSTOMER/MERGED',
+      content: merge,
+    });
+    expect((await lookup('demo-priya-shah')).status).toBe(301);
+    const customers = (await (await fetch(`${sandbox.url}/_sandbox/customers`)).json()) as {
+      id: string;
+      kind: string;
+      deliversTo: string[];
+    }[];
+    expect(customers.find((c) => c.id === 'demo-priya-shah')).toMatchObject({
+      kind: 'merged',
+      deliversTo: ['mei.tanaka@example.com'],
+    });
+  });
+
+  it('refuses bodies it cannot use with 400 and says why', async () => {
+    expect((await post('/_sandbox/customers/demo-mei-tanaka', 'not json')).status).toBe(400);
+    const bad = await post('/_sandbox/customers/demo-mei-tanaka', { emails: 'one@example.com' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { issues: string[] }).issues[0]).toMatch(/^emails:/);
+    expect((await post('/_sandbox/customers/', { emails: [] })).status).toBe(400);
+    expect((await post('/_sandbox/merges', { sourceCustomerId: 'a' })).status).toBe(400);
+    const self = await post('/_sandbox/merges', { sourceCustomerId: 'a', destinationCustomerId: 'a' });
+    expect(self.status).toBe(400);
+    expect((await lookup('demo-mei-tanaka')).status).toBe(200);
+  });
+});

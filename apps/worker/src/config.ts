@@ -65,6 +65,8 @@ export const WorkerEnvShape = z.object({
   GLADLY_WEBHOOK_URL: envUrl(),
   /** Webhook watchdog interval; 0 = off. */
   GLADLY_WEBHOOK_WATCH_SECONDS: envInt(60, 0, 24 * 3600),
+  /** An address held "in conversation" longer than this is stuck (gk_profiles_stuck, `profiles stuck`). */
+  STUCK_AFTER_DAYS: envInt(14, 0, 3650),
   /** Events API reconciliation interval; 0 = off. */
   RECONCILE_INTERVAL_SECONDS: envInt(300, 0, 6 * 3600),
   /** How far behind now each reconciliation stops (Gladly's Events API is up to 15 s behind). */
@@ -116,6 +118,8 @@ export interface WorkerConfig {
   };
   concurrency: number;
   lockDurationMs: number;
+  /** STUCK_AFTER_DAYS. */
+  stuckAfterDays: number;
   /** UPSTREAM_MAX_PAUSE_SECONDS in ms. */
   upstreamMaxPauseMs: number;
   port: number;
@@ -161,6 +165,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     },
     concurrency: e.WORKER_CONCURRENCY,
     lockDurationMs: e.WORKER_LOCK_DURATION_MS,
+    stuckAfterDays: e.STUCK_AFTER_DAYS,
     upstreamMaxPauseMs: e.UPSTREAM_MAX_PAUSE_SECONDS * 1000,
     port: e.WORKER_PORT,
     host: e.HOST,

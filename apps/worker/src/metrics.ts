@@ -52,6 +52,8 @@ export interface WorkerMetrics {
 export interface WorkerMetricsOptions {
   /** Read on each scrape for `gk_upstream_credentials_rejected`. */
   credentialsRejected?: (upstream: Upstream) => boolean;
+  /** Read on each scrape for `gk_profiles_stuck`; the gauge keeps its last value when it fails. */
+  stuckProfiles?: () => Promise<number>;
 }
 
 /** `status_class` is 2xx/3xx/4xx/5xx, or `error` when no answer came (timeout, reset). */
@@ -100,6 +102,21 @@ export function createWorkerMetrics(registry: Registry, options: WorkerMetricsOp
       for (const upstream of UPSTREAMS) this.set({ upstream }, credentialsRejected?.(upstream) ? 1 : 0);
     },
   });
+  const stuckProfiles = options.stuckProfiles;
+  if (stuckProfiles) {
+    new Gauge({
+      name: `${p}profiles_stuck`,
+      help: 'Addresses the bridge holds "in conversation" for longer than STUCK_AFTER_DAYS (list and close them: npm run jobs -- profiles stuck)',
+      registers: [registry],
+      async collect() {
+        try {
+          this.set(await stuckProfiles());
+        } catch {
+          // Redis away: /readyz says so; the gauge keeps its last value.
+        }
+      },
+    });
+  }
   for (const outcome of TRANSITION_OUTCOMES) transitions.inc({ outcome }, 0);
   for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ outcome }, 0);
   for (const queue of Object.values(QueueName)) jobsFailed.inc({ queue }, 0);

@@ -12,6 +12,7 @@ import { createCustomerChangesProcessor } from './processors/customer-changes.js
 import { createDeliveriesProcessor } from './processors/deliveries.js';
 import { createTransitionsProcessor } from './processors/transitions.js';
 import { createSelfHealing, type SelfHealing } from './self-healing/self-healing.js';
+import { ConversationState } from './state/conversations.js';
 import { CredentialsStatus } from './state/credentials.js';
 import { CustomerCache } from './state/customer-cache.js';
 import { EmailState } from './state/email-state.js';
@@ -78,10 +79,6 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
   const queues = createQueues(connection, prefix);
   const gladlyCredentials = new CredentialsStatus('gladly');
   const klaviyoCredentials = new CredentialsStatus('klaviyo');
-  const metrics = createWorkerMetrics(deps.registry, {
-    credentialsRejected: (upstream) =>
-      (upstream === 'gladly' ? gladlyCredentials : klaviyoCredentials).rejected,
-  });
   const stateConnection = deps.stateConnection ?? connection;
   const pseudonyms = new PseudonymKey(stateConnection, prefix, config.emailHashKey);
   const pseudonymKey = () => pseudonyms.get();
@@ -90,6 +87,13 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     leaseMs: config.lockDurationMs + LEASE_MARGIN_MS,
     pseudonymKey,
   });
+  const metrics = createWorkerMetrics(deps.registry, {
+    credentialsRejected: (upstream) =>
+      (upstream === 'gladly' ? gladlyCredentials : klaviyoCredentials).rejected,
+    stuckProfiles: () =>
+      emailState.countHeldSince(new Date(Date.now() - config.stuckAfterDays * 24 * 3600 * 1000)),
+  });
+  const conversations = new ConversationState(stateConnection, { prefix: `${prefix}:state`, pseudonymKey });
   const customerCache = new CustomerCache(stateConnection, {
     prefix,
     ttlSeconds: config.gladly.customerCacheTtlSeconds,
@@ -108,6 +112,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
         pseudonymKey,
         gladly: deps.gladly,
         customerCache,
+        conversations,
         deliveries: queues.deliveries,
         logger: logger.child({ queue: QueueName.transitions }),
         metrics,
@@ -145,11 +150,14 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       }) as Processor,
     },
     {
-      // Only Redis work (dropping cache entries): no upstream, so no limit.
+      // Only Redis work (dropping cache entries, joining merged conversations): no upstream, so no limit.
       name: QueueName.customerChanges,
       limitPerSecond: 0,
       processor: createCustomerChangesProcessor({
         customerCache,
+        conversations,
+        deliveries: queues.deliveries,
+        pseudonymKey,
         logger: logger.child({ queue: QueueName.customerChanges }),
         metrics,
       }) as Processor,

@@ -108,7 +108,7 @@ export async function startHarness(
     bridge,
     registry,
     logLines,
-    async send(type, { id, customerId, at, conversationId = 'conv-1' }) {
+    async send(type, { id, customerId, at, conversationId = `conv-${customerId}` }) {
       const transition = toTransition(
         { id, type, timestamp: at, content: { customerId, conversationId } },
         new Date(),

@@ -52,6 +52,20 @@ export const CustomerChange = z.object({
   gladlyType: z.enum(CUSTOMER_CHANGE_TYPES),
   /** Every customer id whose cached emails are now stale (a merge names both). */
   customerIds: z.array(z.string().min(1)).min(1).max(2),
+  /**
+   * A merge only: who was merged into whom, and the conversations Gladly joined (when it names
+   * them). The worker moves what the source conversation opened to the destination one, so
+   * closing the destination closes those addresses too. Optional: jobs stored before it existed
+   * carry only `customerIds`.
+   */
+  merge: z
+    .object({
+      sourceCustomerId: z.string().min(1),
+      destinationCustomerId: z.string().min(1),
+      sourceConversationId: z.string().min(1).optional(),
+      destinationConversationId: z.string().min(1).optional(),
+    })
+    .optional(),
   occurredAt: z.iso.datetime({ offset: true }),
   receivedAt: z.iso.datetime({ offset: true }),
 });
@@ -61,12 +75,17 @@ type ChangeParse = { success: true; change: CustomerChange } | { success: false;
 
 /** Validates a customer webhook of a known change type; the error names the bad field. */
 export function parseCustomerChange(body: unknown, type: CustomerChangeType, receivedAt: Date): ChangeParse {
-  const toChange = (event: GladlyWebhookEnvelope, ids: string[]): ChangeParse => ({
+  const toChange = (
+    event: GladlyWebhookEnvelope,
+    ids: string[],
+    merge?: CustomerChange['merge'],
+  ): ChangeParse => ({
     success: true,
     change: {
       eventId: event.id,
       gladlyType: type,
       customerIds: [...new Set(ids)],
+      ...(merge ? { merge } : {}),
       occurredAt: new Date(event.timestamp).toISOString(),
       receivedAt: receivedAt.toISOString(),
     },
@@ -74,8 +93,17 @@ export function parseCustomerChange(body: unknown, type: CustomerChangeType, rec
   if (type === 'CUSTOMER/MERGED' || type === 'CUSTOMER_PROFILE/MERGED') {
     const parsed = GladlyCustomerMergedEvent.safeParse(body);
     if (!parsed.success) return { success: false, error: parsed.error };
-    const { sourceCustomerId, destinationCustomerId } = parsed.data.content;
-    return toChange(parsed.data, [sourceCustomerId, destinationCustomerId]);
+    const { sourceCustomerId, destinationCustomerId, sourceConversationId, destinationConversationId } =
+      parsed.data.content;
+    const conversation = (id: string | undefined) => (id && id.trim() !== '' ? id.trim() : undefined);
+    const source = conversation(sourceConversationId);
+    const destination = conversation(destinationConversationId);
+    return toChange(parsed.data, [sourceCustomerId, destinationCustomerId], {
+      sourceCustomerId,
+      destinationCustomerId,
+      ...(source ? { sourceConversationId: source } : {}),
+      ...(destination ? { destinationConversationId: destination } : {}),
+    });
   }
   const parsed = GladlyCustomerProfileEvent.safeParse(body);
   if (!parsed.success) return { success: false, error: parsed.error };

@@ -38,6 +38,12 @@ describe('readGladlyEvent', () => {
       expect(reading.kind).toBe('customer_change');
       if (reading.kind !== 'customer_change') continue;
       expect(reading.change.customerIds).toEqual(['oLdCuStOmErId000000001b', 'cUs7omErIdX0000000001a']);
+      expect(reading.change.merge).toEqual({
+        sourceCustomerId: 'oLdCuStOmErId000000001b',
+        destinationCustomerId: 'cUs7omErIdX0000000001a',
+        sourceConversationId: 'c0nvErsaTi0nId0000009z',
+        destinationConversationId: 'c0nvErsaTi0nId0000001a',
+      });
     }
   });
 

@@ -12,6 +12,11 @@ export const DeliveryJobData = Transition.extend({
   email: z.string().min(1),
   /** The customer id the email was found under (differs from customerId after a merge). */
   resolvedCustomerId: z.string().min(1),
+  /**
+   * An operator's close (`npm run jobs -- profiles stuck --close`): lets go of every conversation
+   * holding the address. Absent on every delivery the fan-out makes.
+   */
+  release: z.boolean().optional(),
 });
 export type DeliveryJobData = z.infer<typeof DeliveryJobData>;
 

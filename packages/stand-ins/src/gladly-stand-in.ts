@@ -49,6 +49,18 @@ export interface GladlyStandIn {
   mergeCustomer(oldId: string, newId: string): void;
   /** Unknown ids answer 404 `not_exist`. */
   removeCustomer(id: string): void;
+  /**
+   * What Gladly does when an agent edits a customer's addresses: the profile answers the new
+   * `emails`, and a `CUSTOMER_PROFILE/UPDATED` event is emitted (Events API, subscribed webhooks).
+   * Answers that event.
+   */
+  updateCustomer(id: string, emails: string[], options?: { at?: Date }): GladlyEventRecord;
+  /**
+   * What Gladly does when an agent merges two customers: the source answers 301 to the
+   * destination (whose addresses stay as they are), and a `CUSTOMER/MERGED` event naming both
+   * customers and, when given, the conversations joined is emitted. Answers that event.
+   */
+  mergeCustomers(merge: GladlyMergeInput, options?: { at?: Date }): GladlyEventRecord;
   /** The next requests answer these, in order; then normal again. */
   injectFaults(...faults: InjectedFault[]): void;
   /** Over it → 429 with `Retry-After`; null removes the limit. */
@@ -73,6 +85,14 @@ export interface GladlyStandIn {
   /** How far behind real time the Events API is (Gladly: up to 15 s). Default 0. */
   setEventsDelay(ms: number): void;
   close(): Promise<void>;
+}
+
+/** The content of a CUSTOMER/MERGED event. */
+export interface GladlyMergeInput {
+  sourceCustomerId: string;
+  destinationCustomerId: string;
+  sourceConversationId?: string;
+  destinationConversationId?: string;
 }
 
 export interface GladlyStandInOptions extends StartOptions {
@@ -402,6 +422,19 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     });
   }
 
+  let changeCounter = 0;
+  /** A Gladly-looking event id (22 characters), distinct within this stand-in. */
+  const changeEventId = () => {
+    changeCounter += 1;
+    return `chg${Date.now().toString(36)}${changeCounter.toString(36)}`.padEnd(22, '0').slice(0, 22);
+  };
+  const emitEvents = (...events: GladlyEventRecord[]) => {
+    const at = Date.now() + eventsDelayMs;
+    for (const e of events) visibleAt.set(e, at);
+    recordEvents(...events);
+    for (const e of events) webhooks.send(e);
+  };
+
   const server = await startHttpServer(handle, options);
   return {
     url: server.url,
@@ -433,11 +466,30 @@ export async function startGladlyStandIn(options: GladlyStandInOptions = {}): Pr
     get eventRequests() {
       return eventRequests;
     },
-    emitEvents(...events) {
-      const at = Date.now() + eventsDelayMs;
-      for (const e of events) visibleAt.set(e, at);
-      recordEvents(...events);
-      for (const e of events) webhooks.send(e);
+    emitEvents,
+    updateCustomer(id, emails, { at = new Date() } = {}) {
+      setCustomer(id, emails);
+      const event: GladlyEventRecord = {
+        id: changeEventId(),
+        type: 'CUSTOMER_PROFILE/UPDATED',
+        timestamp: at.toISOString(),
+        initiator: { id: 'standInAgent0000000001', type: 'AGENT' },
+        content: { customerId: id },
+      };
+      emitEvents(event);
+      return event;
+    },
+    mergeCustomers(merge, { at = new Date() } = {}) {
+      mergeCustomer(merge.sourceCustomerId, merge.destinationCustomerId);
+      const event: GladlyEventRecord = {
+        id: changeEventId(),
+        type: 'CUSTOMER/MERGED',
+        timestamp: at.toISOString(),
+        initiator: { id: 'standInAgent0000000001', type: 'AGENT' },
+        content: { ...merge },
+      };
+      emitEvents(event);
+      return event;
     },
     webhooks,
     setEventsDelay(ms) {

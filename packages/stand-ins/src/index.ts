@@ -3,6 +3,7 @@ export {
   type GladlyEventRecord,
   type GladlyEventsRequestRecord,
   type GladlyLookupRecord,
+  type GladlyMergeInput,
   type GladlyStandIn,
   type GladlyStandInOptions,
   startGladlyStandIn,

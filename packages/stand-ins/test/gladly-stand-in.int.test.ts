@@ -97,3 +97,53 @@ describe('Gladly stand-in', () => {
     expect(performance.now() - again).toBeLessThan(290);
   });
 });
+
+describe('Gladly stand-in: customers changed at run time', () => {
+  async function events(): Promise<Record<string, unknown>[]> {
+    const startAt = new Date(Date.now() - 60_000).toISOString();
+    const res = await fetch(`${gladly.url}/api/v1/events?startAt=${startAt}&entities=CUSTOMER`, {
+      headers: { authorization: AUTH },
+    });
+    expect(res.status).toBe(200);
+    return (await res.text())
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  it('updateCustomer answers the new addresses and emits CUSTOMER_PROFILE/UPDATED', async () => {
+    const event = gladly.updateCustomer('cUs7omErIdX0000000001a', ['new.rosa@example.com']);
+    const res = await get('cUs7omErIdX0000000001a');
+    expect((res.json.emails as { original: string }[]).map((e) => e.original)).toEqual([
+      'new.rosa@example.com',
+    ]);
+    expect(event).toMatchObject({
+      type: 'CUSTOMER_PROFILE/UPDATED',
+      content: { customerId: 'cUs7omErIdX0000000001a' },
+    });
+    expect(event.id).toMatch(/^[A-Za-z0-9]{22}$/);
+    expect(await events()).toEqual([event]);
+  });
+
+  it('mergeCustomers makes the source answer 301 to the destination and emits CUSTOMER/MERGED', async () => {
+    gladly.setCustomer('sRcCustomer00000000001', ['source@example.com']);
+    const merge = {
+      sourceCustomerId: 'sRcCustomer00000000001',
+      destinationCustomerId: 'cUs7omErIdX0000000001a',
+      sourceConversationId: 'sRcConversation0000001',
+      destinationConversationId: 'dStConversation0000001',
+    };
+    const event = gladly.mergeCustomers(merge);
+    const moved = await get('sRcCustomer00000000001');
+    expect(moved.status).toBe(301);
+    // The destination keeps its own addresses (not the source's).
+    const kept = await get('cUs7omErIdX0000000001a');
+    expect((kept.json.emails as { original: string }[]).map((e) => e.original)).not.toContain(
+      'source@example.com',
+    );
+    expect(event).toMatchObject({ type: 'CUSTOMER/MERGED', content: merge });
+    const second = gladly.updateCustomer('cUs7omErIdX0000000001a', ['x@example.com']);
+    expect(second.id).not.toBe(event.id);
+    expect((await events()).map((e) => e.type)).toEqual(['CUSTOMER/MERGED', 'CUSTOMER_PROFILE/UPDATED']);
+  });
+});

@@ -3,6 +3,32 @@ import { parseCliArgs, UsageError } from './args.js';
 import { describeTarget } from './run.js';
 
 describe('parseCliArgs', () => {
+  it('reads profiles stuck, with --close ids or alone (asked on a terminal)', () => {
+    expect(parseCliArgs(['profiles', 'stuck'])).toEqual({ kind: 'profiles-stuck', json: false });
+    expect(parseCliArgs(['profiles', 'stuck', '--close', 'a1', 'b2', '--json'])).toEqual({
+      kind: 'profiles-stuck',
+      json: true,
+      close: { ids: ['a1', 'b2'] },
+    });
+    expect(parseCliArgs(['profiles', 'stuck', '--close'])).toEqual({
+      kind: 'profiles-stuck',
+      json: false,
+      close: { ask: true },
+    });
+    for (const argv of [
+      ['profiles'],
+      ['profiles', 'old'],
+      ['profiles', 'stuck', 'a1'],
+      ['profiles', 'stuck', '--close', '--json'],
+      ['profiles', 'stuck', '--queue', 'deliveries'],
+      ['profiles', 'stuck', '--close', '--all'],
+      ['spool', 'list', '--close'],
+      ['failed', '--close'],
+    ]) {
+      expect(() => parseCliArgs(argv), argv.join(' ')).toThrow(UsageError);
+    }
+  });
+
   it('reads each command with its defaults', () => {
     expect(parseCliArgs(['counts'])).toEqual({
       kind: 'counts',

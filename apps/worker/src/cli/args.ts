@@ -14,6 +14,11 @@ Commands:
   spool list                the ingest spool's dead-lettered entries (run where the spool volume is)
   spool requeue <id>...     store these dead-lettered entries in their queues (or --all)
   spool drop <id>...        delete these dead-lettered entries (or --all)
+  profiles stuck            addresses held "in conversation" longer than STUCK_AFTER_DAYS (default 14),
+                            with their open conversations (emails masked; the id names the address)
+  profiles stuck --close <id>...
+                            send the closing event ("not in conversation") to these addresses; with
+                            --close alone on a terminal, asks about each listed address
 
 Options:
   --queue <name>     transitions, deliveries or customer-changes (default: all)
@@ -25,7 +30,7 @@ Options:
   -h, --help         show this text
 
 Environment (the same as the services): REDIS_URL, REDIS_CLUSTER_NODES, QUEUE_PREFIX;
-for spool: INGEST_SPOOL_PATH (and PORT for its default).
+for spool: INGEST_SPOOL_PATH (and PORT for its default); for profiles: STUCK_AFTER_DAYS.
 
 Exit status: 0 done; 1 Redis or configuration error, or a job to retry was not found or not
 failed; 2 usage error.
@@ -36,7 +41,9 @@ Examples:
   npm run jobs -- retry --reason "klaviyo 400"
   npm run jobs -- retry d-7Qk2mLxT1aVb0cD9fGh3w-0a1b2c3d4e5f60718293a4b5
   npm run jobs -- spool list
-  npm run jobs -- spool requeue 3f9a1c77e2`;
+  npm run jobs -- spool requeue 3f9a1c77e2
+  npm run jobs -- profiles stuck
+  npm run jobs -- profiles stuck --close 5d41402abc4b2a76b9719d91`;
 
 export type QueueSelection = readonly QueueName[];
 
@@ -52,7 +59,9 @@ export type CliCommand =
     }
   | { kind: 'spool-list'; spool?: string; json: boolean }
   | { kind: 'spool-requeue'; spool?: string; json: boolean; target: SpoolTarget }
-  | { kind: 'spool-drop'; spool?: string; json: boolean; target: SpoolTarget };
+  | { kind: 'spool-drop'; spool?: string; json: boolean; target: SpoolTarget }
+  /** `close`: ids named on the command line, or `ask` (each listed address, on a terminal). */
+  | { kind: 'profiles-stuck'; json: boolean; close?: { ids: string[] } | { ask: true } };
 
 export type SpoolTarget = { ids: string[] } | { all: true };
 
@@ -102,8 +111,11 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   const { values, positionals } = parsed;
   if (values.help) return { kind: 'help' };
   const [command, ...rest] = positionals;
-  if (command === undefined) throw new UsageError('a command is required: counts, failed, retry or spool');
+  if (command === undefined)
+    throw new UsageError('a command is required: counts, failed, retry, spool or profiles');
   if (command === 'spool') return spoolCommand(rest, values);
+  if (command === 'profiles') return profilesCommand(rest, values);
+  if (values.close) throw new UsageError(`--close does not apply to "${command}"`);
   if (values.spool !== undefined) throw new UsageError(`--spool does not apply to "${command}"`);
 
   const queues = queuesFrom(values.queue);
@@ -140,12 +152,30 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       return { kind: 'retry', queues, json, target };
     }
     default:
-      throw new UsageError(`unknown command "${command}": use counts, failed, retry or spool`);
+      throw new UsageError(`unknown command "${command}": use counts, failed, retry, spool or profiles`);
   }
+}
+
+function profilesCommand(rest: readonly string[], values: ReturnType<typeof parse>['values']): CliCommand {
+  const [sub, ...ids] = rest;
+  for (const option of ['queue', 'reason', 'limit', 'spool'] as const) {
+    if (values[option] !== undefined) throw new UsageError(`--${option} does not apply to "profiles"`);
+  }
+  if (values.all) throw new UsageError('--all does not apply to "profiles": name the ids to close');
+  if (sub !== 'stuck') throw new UsageError(`profiles needs stuck (got "${sub ?? ''}")`);
+  const json = values.json ?? false;
+  if (!values.close) {
+    if (ids.length > 0)
+      throw new UsageError(`"profiles stuck" takes ids only with --close (got "${ids.join(' ')}")`);
+    return { kind: 'profiles-stuck', json };
+  }
+  if (ids.length === 0 && json) throw new UsageError('profiles stuck --close --json needs the ids to close');
+  return { kind: 'profiles-stuck', json, close: ids.length > 0 ? { ids } : { ask: true } };
 }
 
 function spoolCommand(rest: readonly string[], values: ReturnType<typeof parse>['values']): CliCommand {
   const [sub, ...ids] = rest;
+  if (values.close) throw new UsageError('--close does not apply to "spool"');
   for (const option of ['queue', 'reason', 'limit'] as const) {
     if (values[option] !== undefined) throw new UsageError(`--${option} does not apply to "spool"`);
   }
@@ -184,6 +214,7 @@ function parse(argv: readonly string[]) {
       all: { type: 'boolean' },
       json: { type: 'boolean' },
       spool: { type: 'string' },
+      close: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -3,6 +3,7 @@ import { type BridgeQueues, deadLetterPath, openBridgeQueues } from '@gk/queue';
 import {
   ConfigError,
   envInt,
+  envSecret,
   envString,
   parseEnv,
   REDIS_SECRETS,
@@ -10,6 +11,8 @@ import {
   waitForRedis,
 } from '@gk/runtime';
 import { z } from 'zod';
+import { EmailState } from '../state/email-state.js';
+import { PseudonymKey } from '../state/pseudonym-key.js';
 import { type CliCommand, parseCliArgs, USAGE, UsageError } from './args.js';
 import { countJobs, listFailed, retryFailed } from './failed-jobs.js';
 import { formatCounts, formatFailed, formatRetry } from './format.js';
@@ -21,12 +24,15 @@ import {
   listDeadLetters,
   requeueDeadLetters,
 } from './spool-dead-letters.js';
+import { closeStuck, formatClose, formatStuck, listStuck } from './stuck-profiles.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Asks a yes/no question (a terminal); absent when there is no one to ask. */
+  ask?: (question: string) => Promise<boolean>;
 }
 
 const CliEnv = z.object({
@@ -34,6 +40,10 @@ const CliEnv = z.object({
   /** Where the ingest's spool is (its dead-letter file is beside it); the ingest's own default. */
   INGEST_SPOOL_PATH: envString(),
   PORT: envInt(3000, 1, 65535),
+  /** `profiles stuck` lists addresses held "in conversation" longer than this. */
+  STUCK_AFTER_DAYS: envInt(14, 0, 3650),
+  /** The key of the email pseudonyms, as the worker has it (see PseudonymKey). */
+  LOG_EMAIL_HASH_KEY: envSecret(),
 });
 
 /** Where the CLI connects, for messages: never the password of a redis:// URL. */
@@ -48,9 +58,22 @@ export function describeTarget(url: string, clusterNodes: readonly string[]): st
   }
 }
 
-type RedisCommand = Extract<CliCommand, { kind: 'counts' | 'failed' | 'retry' | 'spool-requeue' }>;
+type RedisCommand = Extract<
+  CliCommand,
+  { kind: 'counts' | 'failed' | 'retry' | 'spool-requeue' | 'profiles-stuck' }
+>;
 
-async function execute(command: RedisCommand, queues: BridgeQueues, io: CliIo, spoolPath: string) {
+interface RedisContext {
+  queues: BridgeQueues;
+  emailState: EmailState;
+  /** The key of the email pseudonyms (a closing event's job id). */
+  pseudonymKey: () => Promise<string>;
+  spoolPath: string;
+  stuckAfterDays: number;
+}
+
+async function execute(command: RedisCommand, ctx: RedisContext, io: CliIo) {
+  const { queues, spoolPath } = ctx;
   const out = (json: unknown, text: string) =>
     io.stdout(`${command.json ? JSON.stringify(json, null, 2) : text}\n`);
   switch (command.kind) {
@@ -78,7 +101,49 @@ async function execute(command: RedisCommand, queues: BridgeQueues, io: CliIo, s
       out(report, formatRequeue(report));
       return problemsOf(report, io);
     }
+    case 'profiles-stuck':
+      return profilesStuck(command, ctx, io, out);
   }
+}
+
+async function profilesStuck(
+  command: Extract<CliCommand, { kind: 'profiles-stuck' }>,
+  ctx: RedisContext,
+  io: CliIo,
+  out: (json: unknown, text: string) => void,
+): Promise<number> {
+  if (!command.close) {
+    const list = await listStuck(ctx.emailState, ctx.stuckAfterDays);
+    out(list, formatStuck(list));
+    return EXIT.ok;
+  }
+  let ids: string[];
+  if ('ids' in command.close) ids = command.close.ids;
+  else {
+    // The operator confirms each one: only on a terminal.
+    if (!io.ask) {
+      io.stderr(
+        'gk-jobs: profiles stuck --close without ids asks about each address: run it on a terminal, or name the ids\n',
+      );
+      return EXIT.usage;
+    }
+    const list = await listStuck(ctx.emailState, ctx.stuckAfterDays);
+    io.stdout(`${formatStuck(list)}\n`);
+    ids = [];
+    for (const a of list.addresses) {
+      const conversations = a.conversations.join(', ') || 'none known';
+      if (
+        await io.ask(
+          `send "not in conversation" to ${a.email} (held ${a.days} days; ${conversations})? [y/N] `,
+        )
+      )
+        ids.push(a.id);
+    }
+  }
+  const report = await closeStuck(ctx.emailState, ctx.queues, ctx.pseudonymKey, ids);
+  out(report, formatClose(report));
+  for (const id of report.notHeld) io.stderr(`gk-jobs: ${id} is not held "in conversation"; nothing sent\n`);
+  return report.notHeld.length > 0 ? EXIT.failed : EXIT.ok;
 }
 
 /** Entries not handled go to stderr too, and make the exit status 1: a script should notice. */
@@ -114,7 +179,7 @@ export async function runJobsCli(
 
   let config: z.infer<typeof CliEnv>;
   try {
-    config = parseEnv(CliEnv, env, { secrets: REDIS_SECRETS });
+    config = parseEnv(CliEnv, env, { secrets: [...REDIS_SECRETS, 'LOG_EMAIL_HASH_KEY'] });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     io.stderr(`gk-jobs: ${err.message}\n`);
@@ -162,7 +227,26 @@ export async function runJobsCli(
       io.stderr(`gk-jobs: Redis unreachable at ${target}: ${(err as Error).message}\n`);
       return EXIT.failed;
     }
-    return await execute(command, bridge.queues, io, spoolPath);
+    // The worker's key, got the way the worker gets it, and only when needed: an address is held
+    // only once a worker ran, so the key is in Redis by then (the CLI never makes one up first).
+    const pseudonyms = new PseudonymKey(connection, bridge.prefix, config.LOG_EMAIL_HASH_KEY);
+    const pseudonymKey = () => pseudonyms.get();
+    const emailState = new EmailState(connection, {
+      prefix: `${bridge.prefix}:state`,
+      leaseMs: 0,
+      pseudonymKey,
+    });
+    return await execute(
+      command,
+      {
+        queues: bridge.queues,
+        emailState,
+        pseudonymKey,
+        spoolPath,
+        stuckAfterDays: config.STUCK_AFTER_DAYS,
+      },
+      io,
+    );
   } catch (err) {
     io.stderr(`gk-jobs: ${(err as Error).message}\n`);
     return EXIT.failed;

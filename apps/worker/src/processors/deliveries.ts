@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { hashEmail, isStale } from '@gk/domain';
+import { hashEmail } from '@gk/domain';
 import type { KlaviyoClient } from '@gk/klaviyo';
 import { DeliveryJobData, transitionJobId } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
@@ -128,25 +128,35 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       }
     }
 
-    // One Redis call takes the lease, reads the newest mark applied to this email and claims this
-    // transition as the mark if it is newer. The lease's end is counted from before the call was
-    // sent, so it is never later than Redis' own.
+    // One Redis call takes the lease, reads the newest mark applied to this email, records this
+    // transition for its conversation at this address and decides whether it flips the profile
+    // (the address is "in conversation" while any conversation that reached it is open) or goes
+    // as history; a flip claims the mark and the profile value. The lease's end is counted from
+    // before the call was sent, so it is never later than Redis' own.
     const leaseEndsAt = performance.now() + deps.emailState.leaseMs;
     const mark = { occurredAt: d.occurredAt, eventId: d.eventId };
-    const lease = await deps.emailState.acquire(d.email, holder, mark);
+    const lease = await deps.emailState.acquireHeld(d.email, holder, mark, {
+      conversationId: d.conversationId,
+      kind: d.kind,
+      customerId: d.resolvedCustomerId,
+      ...(d.release ? { release: true } : {}),
+    });
     if (!lease.acquired) {
       deps.metrics.deliveries.inc({ outcome: 'waited_for_lease' });
       log.debug('another delivery for this email is running; waiting');
       return tryAgainSoon(job, token);
     }
     let released = false;
-    /** Klaviyo did not record the event: its claim (this attempt's or an earlier one's) goes. */
+    /**
+     * Klaviyo did not record the event: its claim and the held changes it made (this attempt's
+     * or an earlier one's) are put back.
+     */
     const withdrawClaim = async () => {
-      await deps.emailState.withdraw(d.email, holder, mark);
+      await deps.emailState.withdrawHeld(d.email, holder, mark, d.conversationId);
       released = true;
     };
     try {
-      const stale = isStale(mark, lease.newest);
+      const stale = lease.backfill;
       const value = d.kind === 'started';
       const deadline = leaseEndsAt - leaseSafetyMs;
       if (deadline - performance.now() < MIN_REQUEST_MS) {
@@ -195,10 +205,10 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       }
       deps.credentials.accept();
       // One Redis call stores the mark (if newer; a backfill sets nothing, so it only drops a
-      // claim an earlier attempt of it made), drops the transition's claim and lets go of the
-      // lease; its failure fails the job (a retry is harmless: Klaviyo dedupes by unique_id).
-      if (stale) await withdrawClaim();
-      else await deps.emailState.markAppliedAndRelease(d.email, holder, mark);
+      // claim an earlier attempt of it made), drops the transition's claim, keeps its held
+      // changes for good and lets go of the lease; its failure fails the job (a retry is
+      // harmless: Klaviyo dedupes by unique_id).
+      await deps.emailState.settleHeld(d.email, holder, mark, stale ? 'backfill' : 'applied');
       released = true;
       const outcome = stale ? 'delivered_backfill' : 'delivered';
       deps.metrics.deliveries.inc({ outcome });

@@ -1,4 +1,4 @@
-import { hashEmail, normalizeEmails } from '@gk/domain';
+import { emailKey, hashEmail, normalizeEmails } from '@gk/domain';
 import type { CustomerEmailsResult, GladlyClient } from '@gk/gladly';
 import {
   bulkJob,
@@ -10,12 +10,20 @@ import {
 import type { Logger } from '@gk/runtime';
 import { type Job, type Queue, UnrecoverableError } from 'bullmq';
 import { statusClass, type WorkerMetrics } from '../metrics.js';
+import type { ConversationState } from '../state/conversations.js';
 import type { CredentialsStatus } from '../state/credentials.js';
 import type { CustomerCache } from '../state/customer-cache.js';
 import { createUpstreamGuard, type UpstreamPolicy } from './upstream-guard.js';
 
 export type TransitionResult =
-  | { outcome: 'fanned_out'; customerId: string; deliveries: number; invalidEmails: number }
+  | {
+      outcome: 'fanned_out';
+      customerId: string;
+      deliveries: number;
+      invalidEmails: number;
+      /** A close: addresses its conversation opened that the customer no longer has. */
+      remembered?: number;
+    }
   | { outcome: 'customer_not_found'; customerId: string }
   | { outcome: 'no_email'; customerId: string; invalidEmails: number };
 
@@ -29,6 +37,8 @@ export interface TransitionsDeps {
   gladly: GladlyClient;
   /** Lookups kept in Redis for GLADLY_CUSTOMER_CACHE_TTL_SECONDS (off at 0). */
   customerCache: CustomerCache;
+  /** Which addresses each conversation opened: a close reaches them too. */
+  conversations: ConversationState;
   deliveries: Queue<DeliveryJobData>;
   logger: Logger;
   metrics: WorkerMetrics;
@@ -41,7 +51,10 @@ export interface TransitionsDeps {
 
 /**
  * Looks up the customer's emails (in the cache, else in Gladly) and fans out one delivery per
- * distinct valid email.
+ * distinct valid email. A start (created, reopened) is remembered under its conversation with
+ * the addresses it reached; a close goes to the current addresses and every address its
+ * conversation opened (or inherited through a merge), so an address removed mid-conversation,
+ * or left behind by a merge, is closed too. Both are recorded before the deliveries are added.
  * Delivery job ids are derived from (event id, email) and added in one pipeline (BullMQ's addBulk:
  * not atomic), so a retried transition, even one that crashed halfway through the fan-out, adds
  * only the deliveries still missing and never a second one.
@@ -122,25 +135,40 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
       await cacheLookup(t.customerId, lookup, cached.ticket, log);
     }
 
-    if (lookup.status === 'not_found') {
+    const resolvedCustomerId = lookup.customerId;
+    let current: string[] = [];
+    let invalid: string[] = [];
+    const pseudonymKey = await deps.pseudonymKey();
+    if (lookup.status === 'found') {
+      ({ emails: current, invalid } = normalizeEmails(lookup.emails));
+      if (invalid.length > 0) {
+        deps.metrics.invalidEmails.inc(invalid.length);
+        log.warn(
+          { invalidEmails: invalid.map((e) => hashEmail(e, pseudonymKey)) },
+          'skipped invalid email addresses',
+        );
+      }
+    }
+    // Recorded before the deliveries exist: a close fanned out after this finds these addresses.
+    let remembered: string[] = [];
+    if (current.length > 0 || t.kind === 'closed') {
+      const known = await deps.conversations.recordFanOut(t, current, resolvedCustomerId);
+      if (t.kind === 'closed') {
+        const have = new Set(current.map(emailKey));
+        remembered = normalizeEmails(known).emails.filter((e) => !have.has(emailKey(e)));
+      }
+    }
+    const emails = [...current, ...remembered];
+
+    if (emails.length === 0 && lookup.status === 'not_found') {
       deps.metrics.transitions.inc({ outcome: 'customer_not_found' });
       log.warn('customer not found in Gladly; nothing to send');
       return { outcome: 'customer_not_found', customerId: lookup.customerId };
     }
-
-    const { emails, invalid } = normalizeEmails(lookup.emails);
-    const pseudonymKey = await deps.pseudonymKey();
-    if (invalid.length > 0) {
-      deps.metrics.invalidEmails.inc(invalid.length);
-      log.warn(
-        { invalidEmails: invalid.map((e) => hashEmail(e, pseudonymKey)) },
-        'skipped invalid email addresses',
-      );
-    }
     if (emails.length === 0) {
       deps.metrics.transitions.inc({ outcome: 'no_email' });
-      log.warn({ resolvedCustomerId: lookup.customerId }, 'customer has no valid email; nothing to send');
-      return { outcome: 'no_email', customerId: lookup.customerId, invalidEmails: invalid.length };
+      log.warn({ resolvedCustomerId }, 'customer has no valid email; nothing to send');
+      return { outcome: 'no_email', customerId: resolvedCustomerId, invalidEmails: invalid.length };
     }
 
     // A fan-out run before (killed halfway, or by a version before keyed pseudonyms) may have
@@ -148,23 +176,26 @@ export function createTransitionsProcessor(deps: TransitionsDeps) {
     const legacy = (job.attemptsStarted ?? 0) > 1 ? await legacyDeliveries(t.eventId, emails) : new Set();
     const jobs = emails
       .filter((email) => !legacy.has(email))
-      .map((email) => bulkJob(deliveryJob(t, email, lookup.customerId, pseudonymKey)));
+      .map((email) => bulkJob(deliveryJob(t, email, resolvedCustomerId, pseudonymKey)));
     if (jobs.length > 0) await deps.deliveries.addBulk(jobs);
     deps.metrics.transitions.inc({ outcome: 'fanned_out' });
     log.info(
       {
-        resolvedCustomerId: lookup.customerId,
+        resolvedCustomerId,
         deliveries: jobs.map((j) => j.opts.jobId),
-        mergeHops: lookup.hops,
+        mergeHops: lookup.status === 'found' ? lookup.hops : undefined,
         cache: cached.hit ? 'hit' : deps.customerCache.enabled ? 'miss' : 'off',
+        ...(remembered.length > 0 ? { remembered: remembered.length } : {}),
+        ...(lookup.status === 'not_found' ? { customerNotFound: true } : {}),
       },
       'transition fanned out',
     );
     return {
       outcome: 'fanned_out',
-      customerId: lookup.customerId,
+      customerId: resolvedCustomerId,
       deliveries: jobs.length,
       invalidEmails: invalid.length,
+      ...(remembered.length > 0 ? { remembered: remembered.length } : {}),
     };
   };
 }

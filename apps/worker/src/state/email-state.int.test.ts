@@ -10,7 +10,7 @@ import {
   uniquePrefix,
 } from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmailState } from './email-state.js';
+import { type ConversationPart, EmailState } from './email-state.js';
 
 // Its own server (its own cluster on a cluster run: REDIS_CLUSTER_NODES set): one test flushes
 // the script cache, which must not touch other test files.
@@ -277,3 +277,162 @@ describe('EmailState', () => {
     expect(await state.withdraw(email, 'job-1', first)).toBe(false);
   });
 });
+
+describe('EmailState: conversations holding an address', () => {
+  const opened = (conversationId: string): ConversationPart => ({
+    conversationId,
+    kind: 'started',
+    customerId: 'cust-1',
+  });
+  const closed = (conversationId: string): ConversationPart => ({
+    conversationId,
+    kind: 'closed',
+    customerId: 'cust-1',
+  });
+  const at = (minute: number, id: string) =>
+    mark(new Date(Date.UTC(2026, 10, 20, 14, minute)).toISOString(), id);
+
+  /** One delivery attempt: acquire, then the outcome Klaviyo's 202 gives (mark stored, lease released). */
+  async function deliver(email: string, holder: string, m: ReturnType<typeof mark>, part: ConversationPart) {
+    const lease = await state.acquireHeld(email, holder, m, part);
+    if (!lease.acquired) throw new Error('lease taken');
+    await state.settleHeld(email, holder, m, lease.backfill ? 'backfill' : 'applied');
+    return lease;
+  }
+
+  it('a close while another conversation holds the address is history; the last close flips it', async () => {
+    const email = freshEmail();
+    expect((await deliver(email, 'a', at(0, 'o1'), opened('c1'))).backfill).toBe(false);
+    expect((await deliver(email, 'b', at(1, 'o2'), opened('c2'))).backfill).toBe(false);
+    expect((await deliver(email, 'c', at(2, 'x1'), closed('c1'))).backfill).toBe(true);
+    expect(await state.countHeldSince(new Date('2030-01-01'))).toBeGreaterThanOrEqual(1);
+    const last = await deliver(email, 'd', at(3, 'x2'), closed('c2'));
+    expect(last).toMatchObject({ backfill: false, claimed: true });
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+  });
+
+  it('a late start of a conversation still open sets the profile back although it is older than the mark', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(3, 'x2'), closed('c2'));
+    const late = await deliver(email, 'b', at(0, 'o1'), opened('c1'));
+    // Older than the mark (not claimed), yet it flips: c1 is open.
+    expect(late).toMatchObject({ backfill: false, claimed: false });
+    expect(await state.newestApplied(email)).toEqual(at(3, 'x2'));
+    const held = await state.heldAddress(hashOf(email));
+    expect(held).toMatchObject({ email, conversations: ['c1'], since: at(0, 'o1').occurredAt });
+    // Its retry decides the same (it finds its own claim of the profile value).
+    const retry = await state.acquireHeld(email, 'b2', at(0, 'o1'), opened('c1'));
+    expect(retry).toMatchObject({ acquired: true, backfill: false });
+    await state.release(email, 'b2');
+    // An older start of the closed conversation is history.
+    expect((await deliver(email, 'c', at(1, 'o2'), opened('c2'))).backfill).toBe(true);
+  });
+
+  it('a refusal puts back the profile value, the conversation entry and the held index', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(0, 'o1'), opened('c1'));
+    const refused = await state.acquireHeld(email, 'b', at(5, 'x1'), closed('c1'));
+    if (!refused.acquired) throw new Error('lease taken');
+    expect(refused).toMatchObject({ backfill: false, claimed: true });
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+    expect(await state.withdrawHeld(email, 'b', at(5, 'x1'), 'c1')).toBe(true);
+    expect(await state.newestApplied(email)).toEqual(at(0, 'o1'));
+    expect(await state.heldAddress(hashOf(email))).toMatchObject({ conversations: ['c1'] });
+    // The lease is free again, and the close, retried, decides as before.
+    const again = await state.acquireHeld(email, 'c', at(5, 'x1'), closed('c1'));
+    expect(again).toMatchObject({ acquired: true, backfill: false });
+  });
+
+  it('a close refused for good after a 5xx: the later attempt undoes what the first one held', async () => {
+    const email = freshEmail();
+    const close = at(5, 'x1');
+    // Attempt 1: a flip (no other conversation holds the address), then a 5xx: all of it stays.
+    expect(await state.acquireHeld(email, 'x1-attempt-1', close, closed('c1'))).toMatchObject({
+      acquired: true,
+      backfill: false,
+      claimed: true,
+    });
+    await state.release(email, 'x1-attempt-1');
+    expect(await state.newestApplied(email)).toEqual(close);
+    // Attempt 2 decides the same (its own changes do not make it history), then gets a 400.
+    expect(await state.acquireHeld(email, 'x1-attempt-2', close, closed('c1'))).toMatchObject({
+      acquired: true,
+      backfill: false,
+      claimed: true,
+    });
+    expect(await state.withdrawHeld(email, 'x1-attempt-2', close, 'c1')).toBe(true);
+    // Nothing of the close is left: no mark, no entry, no profile value, nothing to undo.
+    expect(await state.newestApplied(email)).toBeNull();
+    expect(await connection.hgetall(heldKey(email))).toEqual({});
+    // A later start, older than the refused close, applies normally and holds the address.
+    expect(await deliver(email, 'o1-attempt-1', at(0, 'o1'), opened('c1'))).toMatchObject({
+      backfill: false,
+      claimed: true,
+    });
+    expect(await state.heldAddress(hashOf(email))).toMatchObject({ conversations: ['c1'] });
+    expect(await connection.hget(heldKey(email), 'p')).toBe('1|o1');
+  });
+
+  it('a refusal after a 5xx puts back the values from before the first attempt, held index too', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(0, 'o1'), opened('c1'));
+    const before = await connection.hgetall(heldKey(email));
+    await state.acquireHeld(email, 'x1-attempt-1', at(5, 'x1'), closed('c1'));
+    await state.release(email, 'x1-attempt-1');
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+    await state.acquireHeld(email, 'x1-attempt-2', at(5, 'x1'), closed('c1'));
+    expect(await state.withdrawHeld(email, 'x1-attempt-2', at(5, 'x1'), 'c1')).toBe(true);
+    expect(await connection.hgetall(heldKey(email))).toEqual(before);
+    expect(await state.heldAddress(hashOf(email))).toMatchObject({ conversations: ['c1'] });
+    expect(await connection.zscore(`${prefix}:held`, hashOf(email))).toBe(
+      String(Date.parse(at(0, 'o1').occurredAt)),
+    );
+    expect(await state.newestApplied(email)).toEqual(at(0, 'o1'));
+  });
+
+  it('a transition recorded on a later attempt keeps what the first one held, and its undo goes', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(0, 'o1'), opened('c1'));
+    await state.acquireHeld(email, 'x1-attempt-1', at(5, 'x1'), closed('c1'));
+    await state.release(email, 'x1-attempt-1');
+    await state.acquireHeld(email, 'x1-attempt-2', at(5, 'x1'), closed('c1'));
+    await state.settleHeld(email, 'x1-attempt-2', at(5, 'x1'), 'applied');
+    const held = await connection.hgetall(heldKey(email));
+    expect(held.p).toBe('0|x1');
+    expect(Object.keys(held).filter((f) => f.startsWith('ue:') || f.startsWith('up:'))).toEqual([]);
+    expect(await state.newestApplied(email)).toEqual(at(5, 'x1'));
+    // A withdraw arriving after it (a stale attempt) changes nothing.
+    await state.acquireHeld(email, 'x1-attempt-3', at(5, 'x1'), closed('c1'));
+    await state.withdrawHeld(email, 'x1-attempt-3', at(5, 'x1'), 'c1');
+    expect((await connection.hgetall(heldKey(email))).p).toBe('0|x1');
+  });
+
+  it('an operator release lets go of every conversation holding the address', async () => {
+    const email = freshEmail();
+    await deliver(email, 'a', at(0, 'o1'), opened('c1'));
+    await deliver(email, 'b', at(1, 'o2'), opened('c2'));
+    const release = await deliver(email, 'c', at(30, 'rel'), { ...closed('c1'), release: true });
+    expect(release.backfill).toBe(false);
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+    // The conversations it let go no longer hold it: a close of c2 is no flip back to true.
+    expect((await deliver(email, 'd', at(31, 'x2'), closed('c2'))).backfill).toBe(false);
+    expect(await state.heldAddress(hashOf(email))).toBeUndefined();
+  });
+
+  it('waits for the lease like acquire does', async () => {
+    const email = freshEmail();
+    expect((await state.acquireHeld(email, 'a', at(0, 'o1'), opened('c1'))).acquired).toBe(true);
+    expect(await state.acquireHeld(email, 'b', at(1, 'o2'), opened('c2'))).toEqual({ acquired: false });
+    // Nothing was recorded for the attempt that did not get the lease.
+    await state.release(email, 'a');
+    expect((await state.heldAddress(hashOf(email)))?.conversations).toEqual(['c1']);
+  });
+});
+
+function hashOf(email: string): string {
+  return hashEmail(email, 'email-state-test-key');
+}
+
+function heldKey(email: string): string {
+  return `${prefix}:email:${hashOf(email)}:held`;
+}

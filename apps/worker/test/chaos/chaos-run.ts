@@ -67,6 +67,12 @@ interface PlannedWebhook {
   type: string;
   timestamp: string;
   customerId: string;
+  /**
+   * One conversation per chain, as in Gladly: its events carry the same conversation id whichever
+   * of a merged customer's ids they name (an address is in conversation while any conversation
+   * that reached it is open, so a chain split over two ids would leave one open).
+   */
+  conversationId: string;
 }
 
 interface Customer {
@@ -168,6 +174,7 @@ function makeBursts(random: Random, customers: Map<string, Customer>): PlannedWe
         type,
         timestamp: new Date(base + n * 1_000 + j * 60_000 + random.int(0, 999)).toISOString(),
         customerId: random.pick(customer.ids),
+        conversationId: `conv-${key}`,
       });
     }
     n += 1;
@@ -179,12 +186,19 @@ function makeBursts(random: Random, customers: Map<string, Customer>): PlannedWe
           type: 'CONVERSATION/CREATED',
           timestamp: new Date(base + n * 1_000).toISOString(),
           customerId: `unknown-${n}`,
+          conversationId: `conv-unknown-${n}`,
         },
       ]);
     }
     if (random.chance(0.03)) {
       bursts.push([
-        { id: `ping-${n}`, type: 'PING', timestamp: new Date(base).toISOString(), customerId: '' },
+        {
+          id: `ping-${n}`,
+          type: 'PING',
+          timestamp: new Date(base).toISOString(),
+          customerId: '',
+          conversationId: '',
+        },
       ]);
     }
     if (random.chance(0.05)) {
@@ -194,6 +208,7 @@ function makeBursts(random: Random, customers: Map<string, Customer>): PlannedWe
           type: random.pick(['CONVERSATION_STATUS/UPDATED', 'CUSTOMER/UPDATED', 'CONVERSATION/NOTE_ADDED']),
           timestamp: new Date(base + n * 1_000).toISOString(),
           customerId: key,
+          conversationId: `conv-${key}`,
         },
       ]);
     }
@@ -208,7 +223,7 @@ function webhookBody(w: PlannedWebhook): object {
     type: w.type,
     timestamp: w.timestamp,
     initiator: { id: 'agent-1', type: 'AGENT' },
-    content: { customerId: w.customerId, conversationId: `conv-${w.customerId}` },
+    content: { customerId: w.customerId, conversationId: w.conversationId },
   };
 }
 

@@ -236,6 +236,11 @@ describe('soak: steady webhooks through the built ingest and two workers', () =>
         else jobKeys.push(key);
       } else if (namespace === 'state' && rest === 'email-pseudonym-key' && more.length === 0) {
         queueKeys.push(key); // one key per Redis, never expiring by design (see PseudonymKey)
+      } else if (namespace === 'state' && rest === 'held' && more.length === 0) {
+        // One index per Redis (addresses held "in conversation", for gk_profiles_stuck and
+        // `profiles stuck`): an address leaves it when its profile is told false or its state
+        // expired; it expires itself 30 days after the last address joined it.
+        queueKeys.push(key);
       } else if (!queueNames.has(namespace)) stateKeys.push(key);
       else if (QUEUE_LEVEL_KEYS.has(rest) && more.length === 0) queueKeys.push(key);
       else jobKeys.push(key);
