@@ -3,37 +3,17 @@
  * as a subprocess against the Redis a worker uses, with failures induced through the Klaviyo
  * stand-in, listed, retried and then delivered.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { captureLogOutput, freePort, type TestRedis, useTestRedis, waitFor } from '@gk/testing';
+import { freePort, type TestRedis, useTestRedis, waitFor } from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FailedList, JobCounts, RetryReport } from '../src/cli/failed-jobs.js';
 import { type Harness, metricValue, startHarness } from './harness.js';
-
-const CLI = fileURLToPath(new URL('../dist/cli/jobs.js', import.meta.url));
+import { type CliRun, runBuiltJobsCli } from './jobs-cli-process.js';
 
 let redis: TestRedis;
 let h: Harness;
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', ...redis.env, QUEUE_PREFIX: h.prefix, ...env } },
-      (err, stdout, stderr) => {
-        captureLogOutput(`jobs.js ${args.join(' ')}`, `${stdout}${stderr}`);
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+  return runBuiltJobsCli(args, { ...redis.env, QUEUE_PREFIX: h.prefix, ...env });
 }
 
 async function json<T>(args: string[]): Promise<T> {

@@ -3,42 +3,23 @@
  * subprocess, and the same CLI in-process for the terminal's questions) against a worker whose
  * addresses were set "in conversation" by conversations that never closed.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { hashEmail } from '@gk/domain';
 import { createWorkerConnection } from '@gk/queue';
-import { captureLogOutput, type TestRedis, useTestRedis, waitFor } from '@gk/testing';
+import { type TestRedis, useTestRedis, waitFor } from '@gk/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliIo, runJobsCli } from '../src/cli/run.js';
 import type { CloseReport, StuckList } from '../src/cli/stuck-profiles.js';
 import { type Harness, metricValue, startHarness } from './harness.js';
+import { type CliRun, runBuiltJobsCli } from './jobs-cli-process.js';
 
-const CLI = fileURLToPath(new URL('../dist/cli/jobs.js', import.meta.url));
 const PROP = 'In Gladly Conversation';
 const DAY = 24 * 3600 * 1000;
 
 let redis: TestRedis;
 let h: Harness;
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', ...redis.env, QUEUE_PREFIX: h.prefix, ...env } },
-      (err, stdout, stderr) => {
-        captureLogOutput(`jobs.js ${args.join(' ')}`, `${stdout}${stderr}`);
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+  return runBuiltJobsCli(args, { ...redis.env, QUEUE_PREFIX: h.prefix, ...env });
 }
 
 async function json<T>(args: string[], env: Record<string, string> = {}): Promise<T> {
