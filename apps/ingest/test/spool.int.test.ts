@@ -50,6 +50,27 @@ async function readyz(url: string) {
   };
 }
 
+/**
+ * Waits until the ingest's spool is empty; on a timeout the error carries what /readyz said last
+ * and the ingest's last log lines, so a run that fails can be read without replaying it.
+ */
+async function waitForRelayed(ingest: RunningIngest, timeoutMs = 15_000): Promise<void> {
+  let last: unknown;
+  try {
+    await waitFor(
+      async () => {
+        const ready = await readyz(ingest.url);
+        last = ready.body;
+        return ready.body.spool?.depth === 0;
+      },
+      { timeoutMs, what: 'the spool to be relayed' },
+    );
+  } catch (err) {
+    const tail = ingest.logs.slice(-20).join('');
+    throw new Error(`${(err as Error).message}\nlast /readyz: ${JSON.stringify(last)}\nlast log lines:\n${tail}`);
+  }
+}
+
 /** Event ids of the waiting transitions, oldest first (the order a worker takes them). */
 async function waitingEventIds(ingest: RunningIngest): Promise<string[]> {
   const jobs = await ingest.queues.transitions.getWaiting(0, -1);
@@ -122,10 +143,7 @@ describe('Redis down with the spool on', () => {
 
   it('relays everything in order once Redis is back, each job once, and the spool empties', async () => {
     await redis.restart();
-    await waitFor(async () => (await readyz(ingest.url)).body.spool?.depth === 0, {
-      timeoutMs: 15_000,
-      what: 'the spool to be relayed',
-    });
+    await waitForRelayed(ingest);
     expect(await waitingEventIds(ingest)).toEqual([before.id, ...during.map((e) => e.id)]);
     const text = await scrape(ingest.url);
     expect(metricValue(text, 'gk_spool_relayed_total', { queue: 'transitions', outcome: 'accepted' })).toBe(
@@ -155,10 +173,7 @@ describe('Redis down with the spool on', () => {
       expect(body.status).toBe('spooled');
       expect(ms).toBeLessThan(ANSWER_BUDGET_MS);
       await admin.call('CLIENT', 'UNPAUSE');
-      await waitFor(async () => (await readyz(ingest.url)).body.spool?.depth === 0, {
-        timeoutMs: 15_000,
-        what: 'the spool to be relayed',
-      });
+      await waitForRelayed(ingest);
       const ids = await waitingEventIds(ingest);
       expect(ids.filter((id) => id === event.id)).toHaveLength(1);
     } finally {
@@ -202,10 +217,7 @@ describe('Redis down with the spool full', () => {
     expect(total(text, 'gk_webhooks_received_total', { outcome: 'unavailable' })).toBe(1);
 
     await redis.restart();
-    await waitFor(async () => (await readyz(ingest.url)).body.spool?.depth === 0, {
-      timeoutMs: 15_000,
-      what: 'the spool to be relayed',
-    });
+    await waitForRelayed(ingest);
     // What was spooled arrived; what was refused did not (Gladly retries it later).
     expect(await waitingEventIds(ingest)).toEqual(spooled.map((e) => e.id));
     expect(await ingest.queues.transitions.getJob(transitionJobId(refused.id))).toBeUndefined();
