@@ -67,7 +67,9 @@ async function waitForRelayed(ingest: RunningIngest, timeoutMs = 15_000): Promis
     );
   } catch (err) {
     const tail = ingest.logs.slice(-20).join('');
-    throw new Error(`${(err as Error).message}\nlast /readyz: ${JSON.stringify(last)}\nlast log lines:\n${tail}`);
+    throw new Error(
+      `${(err as Error).message}\nlast /readyz: ${JSON.stringify(last)}\nlast log lines:\n${tail}`,
+    );
   }
 }
 
