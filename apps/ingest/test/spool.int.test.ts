@@ -54,7 +54,7 @@ async function readyz(url: string) {
  * Waits until the ingest's spool is empty; on a timeout the error carries what /readyz said last
  * and the ingest's last log lines, so a run that fails can be read without replaying it.
  */
-async function waitForRelayed(ingest: RunningIngest, timeoutMs = 15_000): Promise<void> {
+async function waitForRelayed(ingest: RunningIngest, timeoutMs = 30_000): Promise<void> {
   let last: unknown;
   try {
     await waitFor(
