@@ -52,6 +52,15 @@ export const WorkerEnvShape = z.object({
   KLAVIYO_CREATE_PROFILES: envBool(true),
   /** How long "Klaviyo has a profile for this email" is cached (absent: at most 60 s); 0 = ask every time. */
   KLAVIYO_PROFILE_CACHE_TTL_SECONDS: envInt(600, 0, 24 * 3600),
+  /** `single`: one Create Event per delivery; `bulk`: Bulk Create Events; `auto`: bulk while a backlog waits. */
+  KLAVIYO_DELIVERY_MODE: z.preprocess(
+    (v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v),
+    z.enum(['auto', 'single', 'bulk'], { message: 'must be auto, single or bulk' }).default('auto'),
+  ),
+  /** In `auto`, bulk requests while more deliveries than this wait. */
+  KLAVIYO_BULK_MIN_BACKLOG: envInt(100, 0, 1_000_000),
+  /** Global limit on Bulk Create Events requests (Klaviyo: 150/min steady, 10/s burst). */
+  KLAVIYO_BULK_RATE_LIMIT_PER_MINUTE: envInt(150, 1, 100_000),
   WORKER_CONCURRENCY: envInt(20, 1, 1_000),
   WORKER_PORT: envInt(3001, 0, 65_535),
   /** How long a job's lock lives; a killed worker's jobs are retried after about this long. */
@@ -83,7 +92,18 @@ export const WorkerEnv = WorkerEnvShape.superRefine((env, ctx) =>
     },
     ctx,
   ),
-);
+).superRefine((env, ctx) => {
+  if (env.KLAVIYO_DELIVERY_MODE !== 'single' && env.KLAVIYO_REVISION < BULK_MIN_REVISION) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['KLAVIYO_REVISION'],
+      message: `Bulk Create Events needs revision ${BULK_MIN_REVISION} or later (or KLAVIYO_DELIVERY_MODE=single)`,
+    });
+  }
+});
+
+/** The first Klaviyo revision with Bulk Create Events. */
+export const BULK_MIN_REVISION = '2024-05-15';
 
 export interface WorkerConfig {
   redis: { url: string; clusterNodes: string[]; prefix: string };
@@ -109,6 +129,12 @@ export interface WorkerConfig {
     includeConversationId: boolean;
     createProfiles: boolean;
     profileCacheTtlSeconds: number;
+    /** KLAVIYO_DELIVERY_MODE. */
+    deliveryMode: 'auto' | 'single' | 'bulk';
+    /** KLAVIYO_BULK_MIN_BACKLOG. */
+    bulkMinBacklog: number;
+    /** KLAVIYO_BULK_RATE_LIMIT_PER_MINUTE. */
+    bulkRatePerMinute: number;
   };
   selfHealing: {
     webhookUrl: string | undefined;
@@ -156,6 +182,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       includeConversationId: e.KLAVIYO_INCLUDE_CONVERSATION_ID,
       createProfiles: e.KLAVIYO_CREATE_PROFILES,
       profileCacheTtlSeconds: e.KLAVIYO_PROFILE_CACHE_TTL_SECONDS,
+      deliveryMode: e.KLAVIYO_DELIVERY_MODE,
+      bulkMinBacklog: e.KLAVIYO_BULK_MIN_BACKLOG,
+      bulkRatePerMinute: e.KLAVIYO_BULK_RATE_LIMIT_PER_MINUTE,
     },
     selfHealing: {
       webhookUrl: e.GLADLY_WEBHOOK_URL,

@@ -8,10 +8,13 @@ import type { Registry } from 'prom-client';
 import { type BackoffPolicy, DEFAULT_BACKOFF, fullJitterDelay } from './backoff.js';
 import type { WorkerConfig } from './config.js';
 import { createWorkerMetrics } from './metrics.js';
+import { createBulkDeliveries } from './processors/bulk-deliveries.js';
+import { createBulkMetrics } from './processors/bulk-metrics.js';
 import { createCustomerChangesProcessor } from './processors/customer-changes.js';
-import { createDeliveriesProcessor } from './processors/deliveries.js';
+import { createDeliveriesProcessor, type DeliveriesDeps } from './processors/deliveries.js';
 import { createTransitionsProcessor } from './processors/transitions.js';
 import { createSelfHealing, type SelfHealing } from './self-healing/self-healing.js';
+import { BulkRateLimit } from './state/bulk-rate.js';
 import { ConversationState } from './state/conversations.js';
 import { CredentialsStatus } from './state/credentials.js';
 import { CustomerCache } from './state/customer-cache.js';
@@ -103,6 +106,32 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     authPauseMs: deps.timings?.authPauseMs ?? DEFAULT_AUTH_PAUSE_MS,
   };
 
+  const deliveriesDeps: DeliveriesDeps = {
+    settings: {
+      metricStarted: config.klaviyo.metricStarted,
+      metricClosed: config.klaviyo.metricClosed,
+      profileProperty: config.klaviyo.profileProperty,
+      includeConversationId: config.klaviyo.includeConversationId,
+      upstream,
+    },
+    pseudonymKey,
+    klaviyo: deps.klaviyo,
+    emailState,
+    logger: logger.child({ queue: QueueName.deliveries }),
+    metrics,
+    credentials: klaviyoCredentials,
+    pauseQueue: (ms) => queues.deliveries.rateLimit(ms),
+    ...(config.klaviyo.createProfiles
+      ? {}
+      : {
+          profileCheck: new KlaviyoProfileCheck(stateConnection, deps.klaviyo, {
+            prefix,
+            ttlSeconds: config.klaviyo.profileCacheTtlSeconds,
+            pseudonymKey,
+          }),
+        }),
+  };
+
   const table: { name: string; processor: Processor; limitPerSecond: number }[] = [
     {
       name: QueueName.transitions,
@@ -123,31 +152,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     {
       name: QueueName.deliveries,
       limitPerSecond: config.klaviyo.ratePerSecond,
-      processor: createDeliveriesProcessor({
-        settings: {
-          metricStarted: config.klaviyo.metricStarted,
-          metricClosed: config.klaviyo.metricClosed,
-          profileProperty: config.klaviyo.profileProperty,
-          includeConversationId: config.klaviyo.includeConversationId,
-          upstream,
-        },
-        pseudonymKey,
-        klaviyo: deps.klaviyo,
-        emailState,
-        logger: logger.child({ queue: QueueName.deliveries }),
-        metrics,
-        credentials: klaviyoCredentials,
-        pauseQueue: (ms) => queues.deliveries.rateLimit(ms),
-        ...(config.klaviyo.createProfiles
-          ? {}
-          : {
-              profileCheck: new KlaviyoProfileCheck(stateConnection, deps.klaviyo, {
-                prefix,
-                ttlSeconds: config.klaviyo.profileCacheTtlSeconds,
-                pseudonymKey,
-              }),
-            }),
-      }) as Processor,
+      processor: createDeliveriesProcessor(deliveriesDeps) as Processor,
     },
     {
       // Only Redis work (dropping cache entries, joining merged conversations): no upstream, so no limit.
@@ -166,7 +171,11 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
 
   const lockDuration = config.lockDurationMs;
   const backoff = deps.timings?.backoff ?? DEFAULT_BACKOFF;
-  const workers = table.map(({ name, processor, limitPerSecond }) => {
+  const settings = { backoffStrategy: (attemptsMade: number) => fullJitterDelay(attemptsMade, backoff) };
+  const mode = config.klaviyo.deliveryMode;
+  // KLAVIYO_DELIVERY_MODE=bulk: no single deliveries at all; the bulk consumer takes every one.
+  const active = mode === 'bulk' ? table.filter((t) => t.name !== QueueName.deliveries) : table;
+  const workers = active.map(({ name, processor, limitPerSecond }) => {
     const worker = new Worker(name, processor, {
       connection,
       prefix,
@@ -178,7 +187,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       // A kill -9 leaves jobs active until their lock lapses; they are then retried. Allow many
       // such stalls: a delivery is idempotent in Klaviyo (unique_id), so a re-run is harmless.
       maxStalledCount: 50,
-      settings: { backoffStrategy: (attemptsMade: number) => fullJitterDelay(attemptsMade, backoff) },
+      settings,
     });
     worker.on('failed', (job: Job | undefined, err: Error) => {
       // Emitted for every failed attempt; `finishedOn` is set only when the job landed in the
@@ -201,6 +210,41 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     return worker;
   });
 
+  // Bulk Create Events (KLAVIYO_DELIVERY_MODE auto or bulk): deliveries fetched by hand, with the
+  // same lock, stall and retry settings as the single worker. Its limiter lets it take as many
+  // jobs as a bulk request holds, and makes it honour the queue-wide pause of a 429.
+  const fetcher =
+    mode === 'single'
+      ? null
+      : new Worker(QueueName.deliveries, null, {
+          connection,
+          prefix,
+          autorun: false,
+          lockDuration,
+          stalledInterval: lockDuration,
+          maxStalledCount: 50,
+          limiter: { max: 1_000_000_000, duration: 1_000 },
+          settings,
+        });
+  fetcher?.on('error', (err: Error) =>
+    logger.error({ queue: QueueName.deliveries, err: err.message }, 'bulk fetcher error'),
+  );
+  const bulk = fetcher
+    ? createBulkDeliveries({
+        ...deliveriesDeps,
+        logger: logger.child({ queue: QueueName.deliveries }),
+        mode: mode === 'bulk' ? 'bulk' : 'auto',
+        minBacklog: config.klaviyo.bulkMinBacklog,
+        queue: queues.deliveries,
+        fetcher,
+        lockDurationMs: lockDuration,
+        rate: new BulkRateLimit(stateConnection, `${prefix}:state:klaviyo-bulk-rate`, {
+          perMinute: config.klaviyo.bulkRatePerMinute,
+        }),
+        bulkMetrics: createBulkMetrics(deps.registry),
+      })
+    : null;
+
   const selfHealing = createSelfHealing({
     config,
     connection,
@@ -221,6 +265,9 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
       for (const w of workers) {
         w.run().catch((err: unknown) => logger.error({ err }, 'worker stopped unexpectedly'));
       }
+      bulk?.run();
+      // Without a single deliveries worker, nobody else looks for this queue's stalled jobs.
+      if (mode === 'bulk') fetcher?.startStalledCheckTimer().catch(() => {});
       selfHealing
         .run()
         .catch((err: unknown) =>
@@ -231,11 +278,18 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
         );
     },
     async close() {
-      await Promise.allSettled([...workers.map((w) => w.close()), selfHealing.close()]);
+      await Promise.allSettled([
+        ...workers.map((w) => w.close()),
+        (async () => {
+          await bulk?.close();
+          await fetcher?.close();
+        })(),
+        selfHealing.close(),
+      ]);
       await closeQueues(queues);
     },
     forceClose() {
-      for (const w of workers) w.close(true).catch(() => {});
+      for (const w of [...workers, ...(fetcher ? [fetcher] : [])]) w.close(true).catch(() => {});
     },
   };
 }

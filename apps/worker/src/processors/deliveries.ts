@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { hashEmail } from '@gk/domain';
-import type { KlaviyoClient } from '@gk/klaviyo';
+import type { KlaviyoClient, KlaviyoEventInput } from '@gk/klaviyo';
 import { DeliveryJobData, transitionJobId } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
@@ -8,7 +8,7 @@ import { statusClass, type WorkerMetrics } from '../metrics.js';
 import type { CredentialsStatus } from '../state/credentials.js';
 import type { EmailState } from '../state/email-state.js';
 import type { KlaviyoProfileCheck } from '../state/profile-check.js';
-import { createUpstreamGuard, type UpstreamPolicy } from './upstream-guard.js';
+import { createUpstreamGuard, type UpstreamGuard, type UpstreamPolicy } from './upstream-guard.js';
 
 export type DeliveryResult =
   | { outcome: 'delivered' | 'delivered_backfill'; status: number }
@@ -47,11 +47,62 @@ export interface DeliveriesDeps {
   profileCheck?: KlaviyoProfileCheck;
 }
 
-const DEFAULT_LEASE_SAFETY_MS = 1_000;
+/** The Klaviyo event of a delivery: history only (`backfill`) when it must not flip the profile. */
+export function eventInputFor(
+  d: DeliveryJobData,
+  settings: DeliveriesSettings,
+  backfill: boolean,
+): KlaviyoEventInput {
+  const value = d.kind === 'started';
+  return {
+    email: d.email,
+    metricName: value ? settings.metricStarted : settings.metricClosed,
+    propertyName: settings.profileProperty,
+    value,
+    uniqueId: d.eventId,
+    time: d.occurredAt,
+    backfill,
+    ...(settings.includeConversationId ? { conversationId: d.conversationId } : {}),
+  };
+}
+
+export const DEFAULT_LEASE_SAFETY_MS = 1_000;
 /** How long the lease is kept after a request got no answer (Klaviyo may still apply it). */
-const UNANSWERED_HOLD_MS = 2_000;
+export const UNANSWERED_HOLD_MS = 2_000;
 /** Less time than this left on the lease is not worth a request (it would time out anyway). */
-const MIN_REQUEST_MS = 250;
+export const MIN_REQUEST_MS = 250;
+
+/**
+ * KLAVIYO_CREATE_PROFILES=false: whether Klaviyo knows the email (`skip` when it does not; counted
+ * and logged). Before the lease, so an unknown email is skipped without holding others up. A
+ * failed lookup goes to the guard, which throws.
+ */
+export async function profileGate(
+  deps: Pick<DeliveriesDeps, 'profileCheck' | 'metrics'>,
+  email: string,
+  guard: UpstreamGuard,
+  log: Logger,
+): Promise<'send' | 'skip'> {
+  if (!deps.profileCheck) return 'send';
+  const check = await deps.profileCheck.check(email);
+  if (check.kind === 'failed') {
+    const { outcome } = check;
+    return guard(
+      outcome,
+      log,
+      { name: 'profile lookup' },
+      { status: outcome.status, durationMs: Math.round(outcome.durationMs) },
+    );
+  }
+  deps.metrics.profileChecks.inc({ source: check.source, result: check.kind });
+  if (check.kind === 'exists') return 'send';
+  deps.metrics.deliveries.inc({ outcome: 'skipped_no_profile' });
+  log.info(
+    { outcome: 'skipped_no_profile', source: check.source },
+    'no Klaviyo profile has this email; not sent (KLAVIYO_CREATE_PROFILES=false)',
+  );
+  return 'skip';
+}
 
 /**
  * Sends one Klaviyo event for one email. Per email, one delivery at a time (a fenced Redis lease;
@@ -104,29 +155,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       attempt: job.attemptsMade + 1,
     });
 
-    if (deps.profileCheck) {
-      // Before the lease: an email Klaviyo does not know is skipped without holding it up.
-      const check = await deps.profileCheck.check(d.email);
-      if (check.kind === 'failed') {
-        const { outcome } = check;
-        await guard(
-          outcome,
-          log,
-          { name: 'profile lookup' },
-          { status: outcome.status, durationMs: Math.round(outcome.durationMs) },
-        );
-      } else {
-        deps.metrics.profileChecks.inc({ source: check.source, result: check.kind });
-        if (check.kind === 'absent') {
-          deps.metrics.deliveries.inc({ outcome: 'skipped_no_profile' });
-          log.info(
-            { outcome: 'skipped_no_profile', source: check.source },
-            'no Klaviyo profile has this email; not sent (KLAVIYO_CREATE_PROFILES=false)',
-          );
-          return { outcome: 'skipped_no_profile' };
-        }
-      }
-    }
+    if ((await profileGate(deps, d.email, guard, log)) === 'skip') return { outcome: 'skipped_no_profile' };
 
     // One Redis call takes the lease, reads the newest mark applied to this email, records this
     // transition for its conversation at this address and decides whether it flips the profile
@@ -157,7 +186,6 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
     };
     try {
       const stale = lease.backfill;
-      const value = d.kind === 'started';
       const deadline = leaseEndsAt - leaseSafetyMs;
       if (deadline - performance.now() < MIN_REQUEST_MS) {
         // Frozen (or starved) between taking the lease and sending: the lease may be gone and a
@@ -167,19 +195,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
         await withdrawClaim();
         return await tryAgainSoon(job, token);
       }
-      const answer = await deps.klaviyo.createEvent(
-        {
-          email: d.email,
-          metricName: value ? settings.metricStarted : settings.metricClosed,
-          propertyName: settings.profileProperty,
-          value,
-          uniqueId: d.eventId,
-          time: d.occurredAt,
-          backfill: stale,
-          ...(settings.includeConversationId ? { conversationId: d.conversationId } : {}),
-        },
-        { deadline },
-      );
+      const answer = await deps.klaviyo.createEvent(eventInputFor(d, settings, stale), { deadline });
       deps.metrics.upstreamDuration.observe(
         { upstream: 'klaviyo', status_class: statusClass(answer.status) },
         answer.durationMs / 1000,

@@ -1,0 +1,382 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { hashEmail } from '@gk/domain';
+import {
+  BULK_MAX_BYTES,
+  BULK_MAX_EVENTS,
+  bulkEventBytes,
+  type KlaviyoEventInput,
+  validateEventInput,
+} from '@gk/klaviyo';
+import { DeliveryJobData, transitionJobId } from '@gk/queue';
+import type { Logger } from '@gk/runtime';
+import { type Job, type Queue, RateLimitError, UnrecoverableError, type Worker } from 'bullmq';
+import { statusClass } from '../metrics.js';
+import type { BulkRateLimit } from '../state/bulk-rate.js';
+import type { AppliedMark } from '../state/email-state.js';
+import type { BulkMetrics } from './bulk-metrics.js';
+import {
+  DEFAULT_LEASE_SAFETY_MS,
+  type DeliveriesDeps,
+  type DeliveryResult,
+  eventInputFor,
+  MIN_REQUEST_MS,
+  profileGate,
+  UNANSWERED_HOLD_MS,
+} from './deliveries.js';
+import { createUpstreamGuard, type UpstreamFailure } from './upstream-guard.js';
+
+export interface BulkDeliveriesDeps extends DeliveriesDeps {
+  /** `bulk`: every delivery goes in bulk requests; `auto`: only while more than `minBacklog` wait. */
+  mode: 'auto' | 'bulk';
+  minBacklog: number;
+  /** The deliveries queue (its counts, and the queue-wide pause). */
+  queue: Queue;
+  /** A BullMQ worker without a processor on the deliveries queue: jobs are fetched by hand. */
+  fetcher: Worker;
+  /** The job lock the fetcher takes (WORKER_LOCK_DURATION_MS): requests end before it does. */
+  lockDurationMs: number;
+  rate: BulkRateLimit;
+  bulkMetrics: BulkMetrics;
+  /** Batches in flight per worker process (default 2: one is prepared while the other is sent). */
+  inFlight?: number;
+  /** How often an idle consumer looks at the queue again (default 250 ms). */
+  idleMs?: number;
+}
+
+/** One delivery of a batch, leased and ready to send. */
+interface Leased {
+  job: Job<DeliveryJobData>;
+  /** The job's lock token and the per-email lease holder. */
+  token: string;
+  data: DeliveryJobData;
+  mark: AppliedMark;
+  input: KlaviyoEventInput;
+  backfill: boolean;
+  bytes: number;
+  log: Logger;
+}
+
+/** Room left in 5 MB for the request's envelope beyond the events' own bytes. */
+const ENVELOPE_MARGIN_BYTES = 64 * 1024;
+/** getNextJob calls sent at once while filling a batch. */
+const FETCH_PARALLEL = 50;
+
+/**
+ * Delivers with Klaviyo's Bulk Create Events: up to 1,000 deliveries per request, taken from the
+ * deliveries queue by hand (BullMQ's worker hands out one job at a time). Every promise of the
+ * single path holds per delivery: each takes its email's fenced lease and claim exactly as a
+ * single delivery does (so a batch never carries two events for one email, and never repeats a
+ * profile + metric + unique_id); an event older than the newest known goes as backfill without
+ * profile properties; a job completes only after the request carrying it got 202; a request
+ * ends before the jobs' locks do. Failures are per request: 429 and 401/403 pause the queue and
+ * put the jobs back without spending attempts, 5xx and no answer retry every job with backoff,
+ * any other 4xx is bisected until the events Klaviyo refuses are found, which fail permanently
+ * while the rest are sent.
+ */
+export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
+  const { settings, fetcher, queue, bulkMetrics } = deps;
+  const leaseWaitMs = deps.leaseWaitMs ?? (() => 100 + Math.floor(Math.random() * 200));
+  const leaseSafetyMs = settings.leaseSafetyMs ?? DEFAULT_LEASE_SAFETY_MS;
+  const idleMs = deps.idleMs ?? 250;
+  let closing = false;
+  let loops: Promise<void>[] = [];
+  const wake = new AbortController();
+
+  const guardFor = (events: number) =>
+    createUpstreamGuard({
+      upstream: 'klaviyo',
+      credentialName: 'the API key',
+      pausedWork: 'deliveries',
+      policy: settings.upstream,
+      credentials: deps.credentials,
+      metrics: deps.metrics,
+      count: (outcome) => deps.metrics.deliveries.inc({ outcome }, events),
+      pauseQueue: deps.pauseQueue,
+    });
+
+  /** A job move whose lock may be gone (a stall): the stalled checker has it then; never throws. */
+  async function move(what: string, log: Logger, step: () => Promise<unknown>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      log.warn({ err: { message: (err as Error).message } }, `bulk: could not ${what}; the job is retried`);
+    }
+  }
+
+  /** Ends a job the way the guard's throw says: put back (429, credentials) or failed/retried. */
+  async function settleByError(item: { job: Job; token: string; log: Logger }, err: unknown): Promise<void> {
+    if (err instanceof RateLimitError)
+      return move('put the job back', item.log, () => item.job.moveToWait(item.token));
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (error instanceof UnrecoverableError || item.job.attemptsMade + 1 >= (item.job.opts.attempts ?? 1)) {
+      deps.metrics.jobsFailed.inc({ queue: queue.name });
+    }
+    return move('fail the job', item.log, () => item.job.moveToFailed(error, item.token, false));
+  }
+
+  /** Back to the delayed set without spending an attempt (its email is busy, or time ran out). */
+  const later = (item: { job: Job; token: string; log: Logger }) =>
+    move('delay the job', item.log, () => item.job.moveToDelayed(Date.now() + leaseWaitMs(), item.token));
+
+  /** Jobs waiting to be taken (not delayed: those are not ready yet). */
+  async function backlog(): Promise<number> {
+    const counts = await queue.getJobCounts('wait', 'prioritized');
+    return (counts.wait ?? 0) + (counts.prioritized ?? 0);
+  }
+
+  async function fetchJobs(): Promise<{ job: Job<DeliveryJobData>; token: string }[]> {
+    const jobs: { job: Job<DeliveryJobData>; token: string }[] = [];
+    while (jobs.length < BULK_MAX_EVENTS && !closing) {
+      const n = Math.min(FETCH_PARALLEL, BULK_MAX_EVENTS - jobs.length);
+      const fetched = await Promise.all(
+        Array.from({ length: n }, async () => {
+          const token = `bulk:${randomUUID()}`;
+          const job = (await fetcher.getNextJob(token, { block: false })) as Job<DeliveryJobData> | undefined;
+          return job ? { job, token } : undefined;
+        }),
+      );
+      const got = fetched.filter((f) => f !== undefined);
+      jobs.push(...got);
+      if (got.length < n) break;
+    }
+    return jobs;
+  }
+
+  /** Leases one fetched job's email (as a single delivery would); null when it was settled here. */
+  async function lease(f: { job: Job<DeliveryJobData>; token: string }): Promise<Leased | null> {
+    const { job, token } = f;
+    const parsed = DeliveryJobData.safeParse(job.data);
+    const bare = { job, token, log: deps.logger.child({ jobId: job.id }) };
+    if (!parsed.success) {
+      await settleByError(bare, new UnrecoverableError(`invalid delivery payload: ${parsed.error.message}`));
+      return null;
+    }
+    const d = parsed.data;
+    const log = deps.logger.child({
+      eventId: d.eventId,
+      transitionJobId: transitionJobId(d.eventId),
+      jobId: job.id,
+      emailHash: hashEmail(d.email, await deps.pseudonymKey()),
+      attempt: job.attemptsMade + 1,
+      bulk: true,
+    });
+    const item = { job, token, log };
+    try {
+      if ((await profileGate(deps, d.email, guardFor(1), log)) === 'skip') {
+        const result: DeliveryResult = { outcome: 'skipped_no_profile' };
+        await move('complete the job', log, () => job.moveToCompleted(result, token, false));
+        return null;
+      }
+    } catch (err) {
+      await settleByError(item, err);
+      return null;
+    }
+    const mark = { occurredAt: d.occurredAt, eventId: d.eventId };
+    const leased = await deps.emailState.acquireHeld(d.email, token, mark, {
+      conversationId: d.conversationId,
+      kind: d.kind,
+      customerId: d.resolvedCustomerId,
+      ...(d.release ? { release: true } : {}),
+    });
+    if (!leased.acquired) {
+      deps.metrics.deliveries.inc({ outcome: 'waited_for_lease' });
+      await later(item);
+      return null;
+    }
+    const input = eventInputFor(d, settings, leased.backfill);
+    const invalid = validateEventInput(input);
+    if (invalid) {
+      // Klaviyo would accept the request and drop this event unseen (a bulk 202 is asynchronous):
+      // refused here, permanently, as Klaviyo's 400 would refuse it in single mode.
+      await deps.emailState.withdrawHeld(d.email, token, mark, d.conversationId);
+      deps.metrics.deliveries.inc({ outcome: 'failed_permanent' });
+      log.error({ reason: invalid }, 'klaviyo would refuse the event; not sent');
+      await settleByError(item, new UnrecoverableError(`invalid event: ${invalid}`));
+      return null;
+    }
+    return { job, token, data: d, mark, input, backfill: leased.backfill, bytes: bulkEventBytes(input), log };
+  }
+
+  /** Klaviyo did not record these: their claims and held changes are put back, leases released. */
+  async function withdraw(items: readonly Leased[]): Promise<void> {
+    await Promise.all(
+      items.map((i) =>
+        deps.emailState.withdrawHeld(i.data.email, i.token, i.mark, i.data.conversationId).catch(() => false),
+      ),
+    );
+  }
+
+  async function delivered(items: readonly Leased[], status: number): Promise<void> {
+    deps.credentials.accept();
+    await Promise.all(
+      items.map(async (i) => {
+        await deps.emailState.settleHeld(i.data.email, i.token, i.mark, i.backfill ? 'backfill' : 'applied');
+        const outcome = i.backfill ? 'delivered_backfill' : 'delivered';
+        deps.metrics.deliveries.inc({ outcome });
+        deps.metrics.lag.observe(Math.max(0, Date.now() - Date.parse(i.data.occurredAt)) / 1000);
+        const result: DeliveryResult = { outcome, status };
+        await move('complete the job', i.log, () => i.job.moveToCompleted(result, i.token, false));
+      }),
+    );
+  }
+
+  /** Waits for a bulk request's token, but not past `deadline`: false when time ran out. */
+  async function token(deadline: number): Promise<boolean> {
+    for (;;) {
+      const wait = await deps.rate.take();
+      if (wait === 0) return true;
+      if (performance.now() + wait > deadline - MIN_REQUEST_MS) return false;
+      await sleep(wait);
+    }
+  }
+
+  /**
+   * Sends `items` in one request (the caller took its rate token) and settles every one of them;
+   * a 4xx other than 429 and 401/403 is bisected. Never throws.
+   */
+  async function send(items: Leased[], deadline: number, log: Logger): Promise<void> {
+    if (items.length === 0) return;
+    if (deadline - performance.now() < MIN_REQUEST_MS) {
+      deps.metrics.deliveries.inc({ outcome: 'lease_lost' }, items.length);
+      log.warn(
+        { events: items.length },
+        'bulk: the job locks ran out before the request could start; trying again',
+      );
+      await withdraw(items);
+      await Promise.all(items.map(later));
+      return;
+    }
+    const answer = await deps.klaviyo.createEventsBulk(
+      items.map((i) => i.input),
+      { deadline },
+    );
+    deps.metrics.upstreamDuration.observe(
+      { upstream: 'klaviyo', status_class: statusClass(answer.status) },
+      answer.durationMs / 1000,
+    );
+    bulkMetrics.requests.inc({ outcome: answer.kind });
+    const fields = { status: answer.status, durationMs: Math.round(answer.durationMs), events: items.length };
+    if (answer.kind === 'delivered') {
+      bulkMetrics.events.observe(items.length);
+      await delivered(items, answer.status);
+      log.info(fields, 'delivered to klaviyo in bulk');
+      return;
+    }
+    if (answer.kind === 'permanent' && items.length > 1) {
+      // Klaviyo refuses the whole request for one bad event: halve until the bad ones are alone.
+      log.warn(
+        { ...fields, code: answer.code },
+        'klaviyo refused a bulk request; bisecting to find the refused events',
+      );
+      const half = Math.ceil(items.length / 2);
+      for (const part of [items.slice(0, half), items.slice(half)]) {
+        if (await token(deadline)) await send(part, deadline, log);
+        else {
+          deps.metrics.deliveries.inc({ outcome: 'lease_lost' }, part.length);
+          await withdraw(part);
+          await Promise.all(part.map(later));
+        }
+      }
+      return;
+    }
+    await failed(items, answer, fields, log);
+  }
+
+  /** Every job of a request that failed as a whole: as a single delivery would fail, per job. */
+  async function failed(
+    items: readonly Leased[],
+    answer: UpstreamFailure & { notSent?: boolean },
+    fields: Record<string, unknown>,
+    log: Logger,
+  ): Promise<void> {
+    const unanswered = answer.kind === 'retryable' && answer.status === undefined && !answer.notSent;
+    await Promise.all(
+      items.map(async (i) => {
+        if (unanswered && !i.backfill) {
+          // Klaviyo may have recorded it (or still may): the claim stays, the lease a little longer.
+          await deps.emailState.hold(i.data.email, i.token, UNANSWERED_HOLD_MS).catch(() => {});
+        } else if (answer.kind !== 'retryable' || answer.notSent) {
+          await deps.emailState
+            .withdrawHeld(i.data.email, i.token, i.mark, i.data.conversationId)
+            .catch(() => false);
+        } else {
+          // A 5xx keeps the claim (a gateway may answer one for a request that went through).
+          await deps.emailState.release(i.data.email, i.token).catch(() => {});
+        }
+      }),
+    );
+    const subject = items.length === 1 ? 'event' : 'bulk request';
+    const err = await guardFor(items.length)(
+      answer,
+      items[0]?.log ?? log,
+      { name: 'bulk delivery', subject },
+      fields,
+    ).catch((e: unknown) => e);
+    await Promise.all(items.map((i) => settleByError(i, err)));
+  }
+
+  /** One batch: fetch, lease, send; everything taken is settled before it returns. */
+  async function batch(log: Logger): Promise<number> {
+    const started = performance.now();
+    const fetched = await fetchJobs();
+    if (fetched.length === 0) return 0;
+    // Locks were taken at fetch time and are not extended: every request ends before they do.
+    const deadline = started + deps.lockDurationMs - leaseSafetyMs;
+    const leased = (await Promise.all(fetched.map(lease))).filter((l): l is Leased => l !== null);
+    let bytes = ENVELOPE_MARGIN_BYTES;
+    const cut = leased.findIndex((l) => {
+      bytes += l.bytes;
+      return bytes > BULK_MAX_BYTES;
+    });
+    const now = cut === -1 ? leased : leased.slice(0, cut);
+    const rest = cut === -1 ? [] : leased.slice(cut);
+    if (rest.length > 0) {
+      // Over 5 MB (huge properties): the rest go back untouched, for the next request.
+      await withdraw(rest);
+      await Promise.all(rest.map((r) => move('put the job back', r.log, () => r.job.moveToWait(r.token))));
+    }
+    await send(now, deadline, log);
+    return fetched.length;
+  }
+
+  async function loop(n: number): Promise<void> {
+    const log = deps.logger.child({ bulkLoop: n });
+    while (!closing) {
+      try {
+        const waiting = await backlog();
+        const enough = deps.mode === 'bulk' ? waiting > 0 : waiting > deps.minBacklog;
+        if (!enough) {
+          await sleep(idleMs, undefined, { signal: wake.signal }).catch(() => {});
+          continue;
+        }
+        const wait = await deps.rate.take();
+        if (wait > 0) {
+          await sleep(wait, undefined, { signal: wake.signal }).catch(() => {});
+          continue;
+        }
+        await batch(log);
+      } catch (err) {
+        log.error({ err: { message: (err as Error).message } }, 'bulk delivery loop failed; retrying in 1 s');
+        await sleep(1_000, undefined, { signal: wake.signal }).catch(() => {});
+      }
+    }
+  }
+
+  return {
+    run(): void {
+      if (loops.length > 0) return;
+      const n = Math.max(1, deps.inFlight ?? 2);
+      loops = Array.from({ length: n }, (_, i) => loop(i));
+    },
+    /** Lets the batches in flight finish (their requests end before the job locks do). */
+    async close(): Promise<void> {
+      closing = true;
+      wake.abort();
+      await Promise.all(loops);
+    },
+  };
+}
+
+export type BulkDeliveries = ReturnType<typeof createBulkDeliveries>;
