@@ -62,7 +62,11 @@ export async function benchDrain(options: DrainBenchOptions): Promise<DrainBench
     try {
       await until(() => times.length > 0, 60_000, 'the first single event');
       const first = times[0] ?? Date.now();
-      await until(() => Date.now() >= first + options.singleSeconds * 1000, options.singleSeconds * 1000 + 5_000, 'the window');
+      await until(
+        () => Date.now() >= first + options.singleSeconds * 1000,
+        options.singleSeconds * 1000 + 5_000,
+        'the window',
+      );
     } finally {
       klaviyo.off('event', onEvent);
       await single.stop();
@@ -90,7 +94,11 @@ export async function benchDrain(options: DrainBenchOptions): Promise<DrainBench
     const autoRate = (options.deliveries - 1) / Math.max(seconds, 0.001);
     return {
       backlog: options.deliveries,
-      single: { eventsPerSecond: round(singleRate, 1), measuredSeconds: options.singleSeconds, events: inWindow },
+      single: {
+        eventsPerSecond: round(singleRate, 1),
+        measuredSeconds: options.singleSeconds,
+        events: inWindow,
+      },
       auto: {
         eventsPerSecond: round(autoRate, 1),
         seconds: round(seconds, 1),

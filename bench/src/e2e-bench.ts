@@ -230,7 +230,7 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
   }
 }
 
-interface SendResult {
+export interface SendResult {
   /** performance.now() of the first slot. */
   start: number;
   /** Event id → performance.now() when its 200 arrived. */
@@ -243,7 +243,7 @@ interface SendResult {
 }
 
 /** Sends each webhook at its slot (slot s at s/rate seconds) without waiting for earlier answers. */
-async function sendAtRate(
+export async function sendAtRate(
   agent: Agent,
   url: URL,
   webhooks: ScheduledWebhook[],

@@ -3,7 +3,8 @@
  * the stand-ins in this process. Writes bench/results/latest.json and the table in
  * docs/benchmarks.md; exits 1 naming every goal missed.
  *
- * `npm run bench -- --only=ingest,worker` runs some phases (ingest, worker, e2e, rate-limit) and
+ * `npm run bench -- --only=ingest,worker` runs some phases (ingest, worker, e2e, rate-limit, drain,
+ * outage) and
  * writes its results under bench/tmp/ only, leaving latest.json and the docs alone.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,8 +13,10 @@ import { join } from 'node:path';
 import { startGladlyStandIn, startKlaviyoStandIn } from '@gk/stand-ins';
 import { startRedisServer } from '@gk/testing';
 import { Redis } from 'ioredis';
+import { benchDrain } from './drain-bench.js';
 import { benchEndToEnd } from './e2e-bench.js';
 import { benchIngest } from './ingest-bench.js';
+import { benchOutage } from './outage-bench.js';
 import { ROOT } from './processes.js';
 import { benchRateLimit } from './rate-limit-bench.js';
 import { type BenchResults, markdownTable, rows } from './report.js';
@@ -21,7 +24,7 @@ import { round } from './stats.js';
 import { benchWorker } from './worker-bench.js';
 import { GLADLY_TOKEN, GLADLY_USER, KLAVIYO_KEY } from './workload.js';
 
-const PHASES = ['ingest', 'worker', 'e2e', 'rate-limit'] as const;
+const PHASES = ['ingest', 'worker', 'e2e', 'rate-limit', 'drain', 'outage'] as const;
 type Phase = (typeof PHASES)[number];
 
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
@@ -96,6 +99,21 @@ try {
   });
   await phase('rate-limit', async () => {
     results.rateLimit = await benchRateLimit({ ...context, limitPerSecond: 50, workers: 3, backlog: 10_000 });
+  });
+  await phase('drain', async () => {
+    results.drain = await benchDrain({
+      ...context,
+      deliveries: Number(process.env.BENCH_DRAIN_DELIVERIES ?? 100_000),
+      singleSeconds: 60,
+    });
+  });
+  await phase('outage', async () => {
+    results.outage = await benchOutage({
+      ...context,
+      ratePerSecond: 50,
+      outageSeconds: Number(process.env.BENCH_OUTAGE_SECONDS ?? 180),
+      afterSeconds: 30,
+    });
   });
 } finally {
   const serverInfo = await admin.info('server');

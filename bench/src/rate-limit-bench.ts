@@ -55,6 +55,8 @@ export async function benchRateLimit(options: RateLimitOptions): Promise<RateLim
             QUEUE_PREFIX: prefix,
             WORKER_PORT: String(port),
             KLAVIYO_RATE_LIMIT_PER_SECOND: String(options.limitPerSecond),
+            // The single-event limiter is what this phase measures (bulk has its own: the drain phase).
+            KLAVIYO_DELIVERY_MODE: 'single',
           }),
           logDir: options.logDir,
           readyUrl: `http://127.0.0.1:${port}/readyz`,

@@ -1,5 +1,7 @@
+import type { DrainBenchResult } from './drain-bench.js';
 import type { EndToEndResult } from './e2e-bench.js';
 import type { IngestBenchResult } from './ingest-bench.js';
+import type { OutageBenchResult } from './outage-bench.js';
 import type { RateLimitResult } from './rate-limit-bench.js';
 import type { WorkerBenchResult } from './worker-bench.js';
 
@@ -8,6 +10,8 @@ export interface BenchResults {
   worker?: WorkerBenchResult;
   endToEnd?: EndToEndResult;
   rateLimit?: RateLimitResult;
+  drain?: DrainBenchResult;
+  outage?: OutageBenchResult;
 }
 
 /** One line of the table; `met` is absent for figures that are reported without a goal. */
@@ -28,6 +32,8 @@ export const GOALS = {
   rateTolerance: 0.05,
   rateBurstFactor: 2,
   peakRssBytes: 200 * 1024 * 1024,
+  drainRatio: 10,
+  outageRecoverySeconds: 15,
 } as const;
 
 const n = (v: number, digits = 0) =>
@@ -242,7 +248,62 @@ export function rows(results: BenchResults, phaseErrors: Record<string, string>)
       },
     );
   }
+  if (results.drain) out.push(...drainRows(results.drain));
+  if (results.outage) out.push(...outageRows(results.outage));
   return out;
+}
+
+function drainRows(d: DrainBenchResult): Row[] {
+  return [
+    {
+      figure: `Backlog drain under Klaviyo's limits (events/s; auto over ${n(d.backlog)} deliveries, single over its first ${d.single.measuredSeconds} s)`,
+      value: `${n(d.auto.eventsPerSecond)} (auto: ${n(d.auto.bulkRequests)} bulk + ${n(d.auto.singleRequests)} single requests, ${n(d.auto.seconds, 1)} s)`,
+      baseline: `${n(d.single.eventsPerSecond, 1)} (single)`,
+      ratio: x(d.ratio),
+      goal: `≥ ${GOALS.drainRatio}×`,
+      met: d.ratio >= GOALS.drainRatio,
+    },
+    {
+      figure: 'Peak RSS, worker (draining the backlog in auto)',
+      value: mb(d.auto.workerPeakRssBytes),
+      baseline: '',
+      ratio: '',
+      goal: `< ${mb(GOALS.peakRssBytes)}`,
+      met: d.auto.workerPeakRssBytes !== null && d.auto.workerPeakRssBytes < GOALS.peakRssBytes,
+    },
+  ];
+}
+
+function outageRows(o: OutageBenchResult): Row[] {
+  const complete = o.missing === 0 && o.wrongFinalStates === 0;
+  return [
+    {
+      figure: `Outage recovery: last event of a ${o.outageSeconds} s Klaviyo outage at ${o.ratePerSecond} webhooks/s in Klaviyo after recovery (s)`,
+      value: `${n(o.recoverySeconds, 1)} (${n(o.outageDeliveries)} deliveries; ${n(o.requestsDuringOutage)} requests during the outage)`,
+      baseline: '',
+      ratio: '',
+      goal: `≤ ${GOALS.outageRecoverySeconds} s`,
+      met: o.recoverySeconds <= GOALS.outageRecoverySeconds && o.missing === 0,
+    },
+    {
+      figure: 'Outage: final profile states right (newest transition per address)',
+      value: `${n(o.profilesChecked - o.wrongFinalStates)} of ${n(o.profilesChecked)}; ${n(o.missing)} deliveries missing`,
+      baseline: '',
+      ratio: '',
+      goal: 'all',
+      met: complete,
+    },
+    {
+      figure: 'Peak RSS during the outage and recovery (ingest / worker)',
+      value: `${mb(o.ingestPeakRssBytes)} / ${mb(o.workerPeakRssBytes)}`,
+      baseline: '',
+      ratio: '',
+      goal: `< ${mb(GOALS.peakRssBytes)}`,
+      met:
+        (o.ingestPeakRssBytes ?? Number.POSITIVE_INFINITY) < GOALS.peakRssBytes &&
+        (o.workerPeakRssBytes ?? Number.POSITIVE_INFINITY) < GOALS.peakRssBytes,
+    },
+  ];
 }
 
 export function markdownTable(table: Row[]): string {

@@ -166,6 +166,8 @@ function startWorkerProcess(
       WORKER_PORT: String(port),
       WORKER_CONCURRENCY: String(options.concurrency),
       KLAVIYO_RATE_LIMIT_PER_SECOND: '0',
+      // Per delivery against the baseline's single requests (bulk: the drain phase).
+      KLAVIYO_DELIVERY_MODE: 'single',
       GLADLY_RATE_LIMIT_PER_SECOND: '0',
     }),
     logDir: options.logDir,

@@ -126,7 +126,9 @@ describe('bulk delivery (KLAVIYO_DELIVERY_MODE=bulk)', () => {
     });
     await drained(h);
     expect(h.klaviyo.events).toHaveLength(40);
-    expect(await metricValue(h.registry, 'gk_klaviyo_bulk_requests_total', { outcome: 'rate_limited' })).toBe(1);
+    expect(await metricValue(h.registry, 'gk_klaviyo_bulk_requests_total', { outcome: 'rate_limited' })).toBe(
+      1,
+    );
     expect(await metricValue(h.registry, 'gk_klaviyo_bulk_requests_total', { outcome: 'retryable' })).toBe(1);
     const jobs = await h.producer.deliveries.getCompleted(0, -1);
     // The 429 spent nothing; the 503 spent one attempt.
@@ -153,7 +155,9 @@ describe('bulk delivery (KLAVIYO_DELIVERY_MODE=bulk)', () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]?.data.eventId).toBe('evf-bad');
     expect(failed[0]?.failedReason).toMatch(/klaviyo 400/);
-    expect(await metricValue(h.registry, 'gk_klaviyo_bulk_requests_total', { outcome: 'permanent' })).toBeGreaterThan(0);
+    expect(
+      await metricValue(h.registry, 'gk_klaviyo_bulk_requests_total', { outcome: 'permanent' }),
+    ).toBeGreaterThan(0);
   });
 
   it('KLAVIYO_CREATE_PROFILES=false holds in bulk: an email without a profile is skipped', async () => {

@@ -289,6 +289,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       WORKER_LOCK_DURATION_MS: '2000',
       KLAVIYO_RATE_LIMIT_PER_SECOND: '150',
       GLADLY_RATE_LIMIT_PER_SECOND: '60',
+      // Bulk on: every burst's backlog goes in bulk requests (auto mode), the rest one by one.
+      KLAVIYO_BULK_MIN_BACKLOG: '20',
     },
   });
   try {
