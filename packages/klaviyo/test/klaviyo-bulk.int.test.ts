@@ -1,4 +1,9 @@
-import { type KlaviyoStandIn, startKlaviyoStandIn } from '@gk/stand-ins';
+import {
+  KLAVIYO_BULK_RATE_LIMIT,
+  KLAVIYO_EVENTS_RATE_LIMIT,
+  type KlaviyoStandIn,
+  startKlaviyoStandIn,
+} from '@gk/stand-ins';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   BULK_MAX_BYTES,
@@ -193,6 +198,26 @@ describe('createEventsBulk against the Klaviyo stand-in', () => {
     expect((await c.createEventsBulk([closed])).kind).toBe('rate_limited');
     klaviyo.setBulkRateLimit(null);
     expect((await c.createEventsBulk([closed])).kind).toBe('delivered');
+  });
+
+  it("both limits can be set at start (Create Event's, none for bulk); Klaviyo's limits are exported", async () => {
+    await klaviyo.close();
+    klaviyo = await startKlaviyoStandIn({
+      apiKey: KEY,
+      rateLimit: { perSecond: 1, burst: 2 },
+      bulkRateLimit: null,
+    });
+    const c = client();
+    const singles = await Promise.all(
+      [1, 2, 3].map((i) => c.createEvent({ ...started, uniqueId: `s-${i}` })),
+    );
+    expect(singles.map((o) => o.kind).sort()).toEqual(['delivered', 'delivered', 'rate_limited']);
+    const bulks = await Promise.all(
+      Array.from({ length: 15 }, (_, i) => c.createEventsBulk([{ ...started, uniqueId: `b-${i}` }])),
+    );
+    expect(bulks.every((o) => o.kind === 'delivered')).toBe(true);
+    expect(KLAVIYO_EVENTS_RATE_LIMIT).toEqual({ perSecond: 3_500 / 60, burst: 350 });
+    expect(KLAVIYO_BULK_RATE_LIMIT).toEqual({ perSecond: 2.5, burst: 10 });
   });
 
   it('wrong key → auth 401; a revision before 2024-05-15 → permanent 400', async () => {
