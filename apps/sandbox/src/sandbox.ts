@@ -23,6 +23,7 @@ export const GLADLY_PROFILE_PATH = '/api/v1/customer-profiles/';
 export const GLADLY_EVENTS_PATH = '/api/v1/events';
 export const GLADLY_WEBHOOKS_PATH = '/api/v1/webhooks';
 export const KLAVIYO_EVENTS_PATH = '/api/events';
+export const KLAVIYO_BULK_PATH = '/api/event-bulk-create-jobs';
 
 export type FaultTarget = 'gladly' | 'klaviyo';
 
@@ -89,6 +90,10 @@ export interface SandboxState {
       events: number;
       /** Get Profiles requests (the worker asks only with KLAVIYO_CREATE_PROFILES=false). */
       profileLookups: number;
+      /** Bulk Create Events requests received, answered 202, answered 429 (its events are in `events`). */
+      bulkPosts: number;
+      bulkAccepted: number;
+      bulkThrottled: number;
     };
     gladly: { lookups: number; byStatus: Record<string, number>; events: number };
   };
@@ -285,6 +290,9 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
           throttled: klaviyo.throttled,
           events: klaviyo.events.length,
           profileLookups: klaviyo.profileLookups,
+          bulkPosts: klaviyo.bulkPosts,
+          bulkAccepted: klaviyo.bulkAccepted,
+          bulkThrottled: klaviyo.bulkThrottled,
         },
         gladly: { lookups: lookups.length, byStatus, events: gladly.events.length },
       },
@@ -309,13 +317,15 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   }
 
   async function forwardToKlaviyo(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    const isCreate = path === KLAVIYO_EVENTS_PATH && req.method === 'POST';
+    // Bulk Create Events is a create too: the failure rate and the live view apply to it.
+    const isBulk = path.replace(/\/+$/, '') === KLAVIYO_BULK_PATH && req.method === 'POST';
+    const isCreate = isBulk || (path === KLAVIYO_EVENTS_PATH && req.method === 'POST');
     if (isCreate && settings.klaviyoFailureRate > 0 && random() < settings.klaviyoFailureRate) {
       klaviyo.injectFaults({ status: 503 });
     }
     const status = await proxy.forward(req, res, klaviyo.url);
     if (isCreate) {
-      if (status !== 202) logger?.info({ status }, 'klaviyo create event refused');
+      if (status !== 202) logger?.info({ status, bulk: isBulk }, 'klaviyo create event refused');
       notify();
     }
   }

@@ -132,6 +132,52 @@ describe('the sandbox on one port', () => {
     expect(statuses).toContain(429);
   });
 
+  it('serves Bulk Create Events through the same port, with the failure rate and faults', async () => {
+    const bulk = (uniqueId: string) =>
+      fetch(`${sandbox.url}/api/event-bulk-create-jobs`, {
+        method: 'POST',
+        headers: {
+          authorization: `Klaviyo-API-Key ${KLAVIYO_KEY}`,
+          revision: '2026-07-15',
+          'content-type': 'application/vnd.api+json',
+        },
+        body: JSON.stringify({
+          data: {
+            type: 'event-bulk-create-job',
+            attributes: {
+              'events-bulk-create': {
+                data: [
+                  {
+                    type: 'event-bulk-create',
+                    attributes: {
+                      profile: { data: { type: 'profile', attributes: { email: 'bulk@example.com' } } },
+                      events: {
+                        data: [
+                          {
+                            type: 'event',
+                            attributes: {
+                              properties: {},
+                              time: '2026-11-20T14:03:27Z',
+                              unique_id: uniqueId,
+                              metric: { data: { type: 'metric', attributes: { name: 'started' } } },
+                            },
+                          },
+                        ],
+                      },
+                    },
+                  },
+                ],
+              },
+            },
+          },
+        }),
+      });
+    expect((await bulk('b-1')).status).toBe(202);
+    sandbox.injectFaults('klaviyo', { status: 503 });
+    expect((await bulk('b-2')).status).toBe(503);
+    expect(sandbox.state().counts.klaviyo).toMatchObject({ bulkPosts: 2, bulkAccepted: 1, events: 1 });
+  });
+
   it('injects faults on request: a 503 for the next POSTs, a dropped Gladly connection', async () => {
     const injected = await fetch(`${sandbox.url}/_sandbox/faults`, {
       method: 'POST',

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { BulkBodyError, buildBulkCreateEventsBody } from './bulk-body.js';
 import { classifyKlaviyoFailure, classifyKlaviyoResponse, type KlaviyoOutcome } from './classify.js';
 import { buildCreateEventBody, DEFAULT_KLAVIYO_REVISION, type KlaviyoEventInput } from './event-body.js';
 import { buildProfileLookupUrl, classifyProfileLookup, type ProfileLookupOutcome } from './profiles.js';
@@ -33,6 +34,18 @@ export interface KlaviyoClient {
     options?: CreateEventOptions,
   ): Promise<KlaviyoOutcome & { durationMs: number }>;
   /**
+   * Bulk Create Events (`POST /api/event-bulk-create-jobs`): up to {@link BULK_MAX_EVENTS}
+   * events in one request, same contract as createEvent. `delivered` (202) means only that
+   * Klaviyo queued the job: there is no status to poll, so validate each input first
+   * ({@link validateEventInput}). A batch Klaviyo would refuse whole (too many events, a repeated
+   * unique_id for one profile and metric) is `permanent` without a request. The caller keeps the
+   * body under {@link BULK_MAX_BYTES} ({@link bulkEventBytes}).
+   */
+  createEventsBulk(
+    inputs: readonly KlaviyoEventInput[],
+    options?: CreateEventOptions,
+  ): Promise<KlaviyoOutcome & { durationMs: number }>;
+  /**
    * Whether a profile with this email exists (Get Profiles filtered by email; the key needs
    * `profiles:read`). Never rejects: failures are outcomes, as for createEvent.
    */
@@ -44,7 +57,8 @@ const JSON_API = 'application/vnd.api+json';
 
 export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
-  const url = `${baseUrl}/api/events`;
+  const eventsUrl = `${baseUrl}/api/events`;
+  const bulkUrl = `${baseUrl}/api/event-bulk-create-jobs`;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const headers = {
     authorization: `Klaviyo-API-Key ${options.apiKey}`,
@@ -53,36 +67,60 @@ export function createKlaviyoClient(options: KlaviyoClientOptions): KlaviyoClien
     'content-type': JSON_API,
   };
 
+  /**
+   * One POST, classified. `body` is built inside the guard: a batch Klaviyo would refuse whole
+   * (BulkBodyError) becomes a permanent 400 outcome without a request: the method never rejects.
+   */
+  async function post(
+    url: string,
+    body: () => string,
+    options: CreateEventOptions,
+  ): Promise<KlaviyoOutcome & { durationMs: number }> {
+    const started = performance.now();
+    let outcome: KlaviyoOutcome;
+    const left = options.deadline === undefined ? timeoutMs : options.deadline - performance.now();
+    if (left <= 0) {
+      return { kind: 'retryable', reason: 'deadline passed before sending', notSent: true, durationMs: 0 };
+    }
+    let text: string;
+    try {
+      text = body();
+    } catch (err) {
+      // The 400 Klaviyo would answer, decided here.
+      const reason = err instanceof BulkBodyError ? err.message : String(err);
+      return { kind: 'permanent', status: 400, reason: `not sent: ${reason}`, durationMs: 0 };
+    }
+    try {
+      // Not fetch: the request must leave only after a last synchronous look at the deadline
+      // (see sendRequest). No redirects: a redirected POST would lose the event.
+      const answer = await sendRequest(url, {
+        method: 'POST',
+        headers,
+        body: text,
+        timeoutMs: Math.min(timeoutMs, Math.ceil(left)),
+        ...(options.deadline === undefined ? {} : { deadline: options.deadline }),
+      });
+      outcome = classifyKlaviyoResponse({
+        status: answer.status,
+        headers: answer.headers,
+        body: parseJson(answer.text),
+      });
+    } catch (err) {
+      outcome =
+        err instanceof DeadlinePassedError
+          ? { kind: 'retryable', reason: 'deadline passed before sending', notSent: true }
+          : classifyKlaviyoFailure(err);
+    }
+    return { ...outcome, durationMs: performance.now() - started };
+  }
+
   return {
-    async createEvent(input, options = {}) {
-      const started = performance.now();
-      let outcome: KlaviyoOutcome;
-      const left = options.deadline === undefined ? timeoutMs : options.deadline - performance.now();
-      if (left <= 0) {
-        return { kind: 'retryable', reason: 'deadline passed before sending', notSent: true, durationMs: 0 };
-      }
-      try {
-        // Not fetch: the request must leave only after a last synchronous look at the deadline
-        // (see sendRequest). No redirects: a redirected POST would lose the event.
-        const answer = await sendRequest(url, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify(buildCreateEventBody(input)),
-          timeoutMs: Math.min(timeoutMs, Math.ceil(left)),
-          ...(options.deadline === undefined ? {} : { deadline: options.deadline }),
-        });
-        outcome = classifyKlaviyoResponse({
-          status: answer.status,
-          headers: answer.headers,
-          body: parseJson(answer.text),
-        });
-      } catch (err) {
-        outcome =
-          err instanceof DeadlinePassedError
-            ? { kind: 'retryable', reason: 'deadline passed before sending', notSent: true }
-            : classifyKlaviyoFailure(err);
-      }
-      return { ...outcome, durationMs: performance.now() - started };
+    createEvent(input, options = {}) {
+      return post(eventsUrl, () => JSON.stringify(buildCreateEventBody(input)), options);
+    },
+
+    createEventsBulk(inputs, options = {}) {
+      return post(bulkUrl, () => JSON.stringify(buildBulkCreateEventsBody(inputs)), options);
     },
 
     async lookupProfile(email) {

@@ -25,8 +25,7 @@ export interface KlaviyoEventInput {
  * than one already applied must never flip the profile back.
  */
 export function buildCreateEventBody(input: KlaviyoEventInput): unknown {
-  const properties: Record<string, unknown> = { [input.propertyName]: input.value };
-  if (input.conversationId !== undefined) properties[CONVERSATION_ID_PROPERTY] = input.conversationId;
+  const properties = buildEventProperties(input);
   const profileAttributes: Record<string, unknown> = { email: input.email };
   if (!input.backfill) profileAttributes.properties = { [input.propertyName]: input.value };
   return {
@@ -42,4 +41,11 @@ export function buildCreateEventBody(input: KlaviyoEventInput): unknown {
       },
     },
   };
+}
+
+/** An event's own `properties`, the same for Create Event and Bulk Create Events. */
+export function buildEventProperties(input: KlaviyoEventInput): Record<string, unknown> {
+  const properties: Record<string, unknown> = { [input.propertyName]: input.value };
+  if (input.conversationId !== undefined) properties[CONVERSATION_ID_PROPERTY] = input.conversationId;
+  return properties;
 }

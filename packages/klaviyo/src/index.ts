@@ -17,6 +17,15 @@ export {
   suppressionSegmentDefinition,
 } from './account.js';
 export {
+  BULK_ENVELOPE_BYTES,
+  BULK_MAX_BYTES,
+  BULK_MAX_EVENTS,
+  BulkBodyError,
+  buildBulkCreateEventsBody,
+  bulkEventBytes,
+  validateEventInput,
+} from './bulk-body.js';
+export {
   classifyKlaviyoFailure,
   classifyKlaviyoResponse,
   type KlaviyoHttpAnswer,
@@ -30,6 +39,7 @@ export {
 } from './client.js';
 export {
   buildCreateEventBody,
+  buildEventProperties,
   CONVERSATION_ID_PROPERTY,
   DEFAULT_KLAVIYO_REVISION,
   type KlaviyoEventInput,

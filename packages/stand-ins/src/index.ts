@@ -18,11 +18,18 @@ export {
 export type { StartOptions } from './http-server.js';
 export { hasScope, KLAVIYO_SCOPES } from './klaviyo-account.js';
 export {
+  KLAVIYO_BULK_RATE_LIMIT,
+  KLAVIYO_EVENTS_RATE_LIMIT,
   type KlaviyoProfileView,
+  type KlaviyoRateLimit,
   type KlaviyoRecordedEvent,
   type KlaviyoSegmentRecord,
   type KlaviyoStandIn,
   type KlaviyoStandInOptions,
   startKlaviyoStandIn,
 } from './klaviyo-stand-in.js';
-export { BACKFILL_MIN_REVISION, type KlaviyoErrorObject } from './klaviyo-validation.js';
+export {
+  BACKFILL_MIN_REVISION,
+  BULK_MIN_REVISION,
+  type KlaviyoErrorObject,
+} from './klaviyo-validation.js';

@@ -19,9 +19,13 @@ import {
   validateCreateSegment,
 } from './klaviyo-account.js';
 import {
+  BULK_MAX_BYTES,
+  BULK_MIN_REVISION,
   checkRevision,
   type KlaviyoErrorObject,
   klaviyoError,
+  type ParsedEvent,
+  validateBulkCreateEvents,
   validateCreateEvent,
 } from './klaviyo-validation.js';
 import { retryAfterSeconds, TokenBucket } from './token-bucket.js';
@@ -52,6 +56,17 @@ export interface KlaviyoSegmentRecord extends SegmentInput {
   created: string;
 }
 
+/** A token bucket: `burst` requests at once, refilled at `perSecond`. */
+export interface KlaviyoRateLimit {
+  perSecond: number;
+  burst: number;
+}
+
+/** Create Event's limits at Klaviyo: 350/s burst, 3,500/min steady. */
+export const KLAVIYO_EVENTS_RATE_LIMIT: KlaviyoRateLimit = { perSecond: 3_500 / 60, burst: 350 };
+/** Bulk Create Events' limits at Klaviyo: 10/s burst, 150/min steady. */
+export const KLAVIYO_BULK_RATE_LIMIT: KlaviyoRateLimit = { perSecond: 150 / 60, burst: 10 };
+
 export interface KlaviyoStandIn {
   url: string;
   /** Other keys → 401. */
@@ -67,10 +82,21 @@ export interface KlaviyoStandIn {
   readonly segments: readonly KlaviyoSegmentRecord[];
   /** POST /api/segments answered 201. */
   readonly segmentCreates: number;
-  /** The next POSTs (Create Event, Create Segment) answer these, in order; then normal again. */
+  /**
+   * The next POSTs (Create Event, Bulk Create Events, Create Segment) answer these, in order;
+   * then normal again. One queue for all, so an injected outage hits whichever endpoint comes.
+   */
   injectFaults(...faults: InjectedFault[]): void;
-  /** Token bucket (burst defaults to `perSecond`); crossing it → 429 + Retry-After. null removes it. */
+  /**
+   * Create Event's token bucket (burst defaults to `perSecond`); crossing it → 429 +
+   * Retry-After. null removes it. Klaviyo's own: {@link KLAVIYO_EVENTS_RATE_LIMIT}.
+   */
   setRateLimit(perSecond: number | null, burst?: number): void;
+  /**
+   * Bulk Create Events' own token bucket, separate from Create Event's (burst defaults to
+   * `perSecond`); default {@link KLAVIYO_BULK_RATE_LIMIT}. null removes it.
+   */
+  setBulkRateLimit(perSecond: number | null, burst?: number): void;
   /** Added to every answer. */
   setLatency(ms: number): void;
   /** Every POST /api/events received (faults and duplicates included). */
@@ -81,10 +107,26 @@ export interface KlaviyoStandIn {
   readonly events: KlaviyoRecordedEvent[];
   /** 202s whose unique_id was already recorded for that profile and metric. */
   readonly duplicates: number;
-  /** Date.now() of every POST. */
+  /** Date.now() of every POST /api/events. */
   readonly requestTimes: number[];
-  /** 429s answered (rate limit and injected). */
+  /** 429s answered by any endpoint (rate limits and injected). */
   readonly throttled: number;
+  /**
+   * Every POST /api/event-bulk-create-jobs received (faults included). Its events, once
+   * accepted, are in `events` (and `duplicates`) like Create Event's; `posts` and `accepted`
+   * count Create Event only.
+   */
+  readonly bulkPosts: number;
+  /** Bulk requests answered 202. */
+  readonly bulkAccepted: number;
+  /** Bulk requests answered 400 (schema, too many events or bytes, repeated unique_id). */
+  readonly bulkRejected: number;
+  /** Bulk requests answered 429 (its rate limit and injected). */
+  readonly bulkThrottled: number;
+  /** Events in the bulk requests answered 202 (duplicates of earlier requests included). */
+  readonly bulkEventsAccepted: number;
+  /** Date.now() of every bulk POST. */
+  readonly bulkRequestTimes: number[];
   /**
    * Emails Get Profiles finds besides those events created (profiles that exist in Klaviyo
    * already). Kept across reset().
@@ -97,7 +139,7 @@ export interface KlaviyoStandIn {
   profiles(): KlaviyoProfileView[];
   on(event: 'event', listener: (e: KlaviyoRecordedEvent) => void): void;
   off(event: 'event', listener: (e: KlaviyoRecordedEvent) => void): void;
-  /** Forgets events, profiles, counters and pending faults; keeps key, rate limit and latency. */
+  /** Forgets events, profiles, counters and pending faults; keeps key, rate limits and latency. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -113,9 +155,14 @@ export interface KlaviyoStandInOptions extends StartOptions {
   scopes?: readonly string[] | null;
   /** Create Segment's daily limit (Klaviyo: 100/day); over it → 429. */
   segmentCreatesPerDay?: number;
+  /** Create Event's bucket (see setRateLimit); default none. */
+  rateLimit?: KlaviyoRateLimit | null;
+  /** Bulk Create Events' bucket (see setBulkRateLimit); default {@link KLAVIYO_BULK_RATE_LIMIT}. */
+  bulkRateLimit?: KlaviyoRateLimit | null;
 }
 
 const EVENTS_PATH = '/api/events';
+const BULK_PATH = '/api/event-bulk-create-jobs';
 const PROFILES_PATH = '/api/profiles';
 const SEGMENTS_PATH = '/api/segments';
 const METRICS_PATH = '/api/metrics';
@@ -129,11 +176,13 @@ const JSON_API = 'application/vnd.api+json';
 const ACCEPTED_TYPES = new Set([JSON_API, 'application/json']);
 
 /**
- * A stand-in for Klaviyo's `POST /api/events` that validates requests the way Klaviyo documents
+ * A stand-in for Klaviyo's `POST /api/events` (and `POST /api/event-bulk-create-jobs`, whose
+ * events are recorded as Create Event's would be) that validates requests the way Klaviyo documents
  * them (key, revision, content type, JSON:API body), answers 202 with an empty body, dedupes by
  * unique_id per profile and metric, keeps a profile view, and can throttle or fail on demand.
  * Stand-in extra, not a Klaviyo endpoint: `GET /api/events/_recorded` answers
- * `{ events, profiles, counts }` (the dedupe view) without auth, for demos and outside harnesses.
+ * `{ events, profiles, counts, bulkCounts }` (the dedupe view; `counts` are Create Event's) without
+ * auth, for demos and outside harnesses.
  */
 export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): Promise<KlaviyoStandIn> {
   let apiKey = options.apiKey ?? 'pk_stand_in';
@@ -147,8 +196,13 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
   const metrics = new Map<string, number>();
   const emitter = new EventEmitter();
   const faults = new FaultQueue();
-  let rateLimit: { perSecond: number; burst: number } | null = null;
-  let bucket: TokenBucket | null = null;
+  let rateLimit: KlaviyoRateLimit | null = options.rateLimit ?? null;
+  let bucket: TokenBucket | null = rateLimit ? new TokenBucket(rateLimit.perSecond, rateLimit.burst) : null;
+  let bulkRateLimit: KlaviyoRateLimit | null =
+    options.bulkRateLimit === undefined ? KLAVIYO_BULK_RATE_LIMIT : options.bulkRateLimit;
+  let bulkBucket: TokenBucket | null = bulkRateLimit
+    ? new TokenBucket(bulkRateLimit.perSecond, bulkRateLimit.burst)
+    : null;
   let latencyMs = 0;
 
   let posts = 0;
@@ -156,6 +210,12 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
   let duplicates = 0;
   let throttled = 0;
   let requestTimes: number[] = [];
+  let bulkPosts = 0;
+  let bulkAccepted = 0;
+  let bulkRejected = 0;
+  let bulkThrottled = 0;
+  let bulkEventsAccepted = 0;
+  let bulkRequestTimes: number[] = [];
   let events: KlaviyoRecordedEvent[] = [];
   let seen = new Set<string>();
   let profiles = new Map<string, KlaviyoProfileView>();
@@ -164,10 +224,14 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
 
   const sendErrors = (res: ServerResponse, status: number, errors: KlaviyoErrorObject[], headers = {}) => {
     if (status === 429) throttled += 1;
+    if (res.req.method === 'POST' && pathOf(res.req) === BULK_PATH) {
+      if (status === 429) bulkThrottled += 1;
+      if (status === 400) bulkRejected += 1;
+    }
     sendJson(res, status, { errors }, headers, JSON_API);
   };
 
-  function record(event: Omit<KlaviyoRecordedEvent, 'receivedAt'>): KlaviyoRecordedEvent | undefined {
+  function record(event: ParsedEvent): KlaviyoRecordedEvent | undefined {
     const emailKey = event.email.trim().toLowerCase();
     const key = JSON.stringify([emailKey, event.metricName, event.uniqueId]);
     if (seen.has(key)) {
@@ -190,19 +254,39 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     return recorded;
   }
 
-  async function handlePost(req: IncomingMessage, res: ServerResponse, server: RunningServer): Promise<void> {
-    posts += 1;
-    requestTimes.push(Date.now());
+  /**
+   * Create Event (`bulk` false) and Bulk Create Events: the same faults, key, scope and
+   * revision checks; each its own rate limit and body rules. A bulk request is checked whole
+   * before anything of it is recorded, so a refused one leaves no trace.
+   */
+  async function handlePost(
+    req: IncomingMessage,
+    res: ServerResponse,
+    server: RunningServer,
+    bulk: boolean,
+  ): Promise<void> {
+    if (bulk) {
+      bulkPosts += 1;
+      bulkRequestTimes.push(Date.now());
+    } else {
+      posts += 1;
+      requestTimes.push(Date.now());
+    }
     let raw: Buffer;
+    let tooLarge = false;
     try {
-      raw = await readBody(req);
+      raw = await readBody(req, bulk ? BULK_MAX_BYTES : undefined);
     } catch (err) {
-      if (err instanceof BodyTooLargeError) {
+      if (!(err instanceof BodyTooLargeError)) throw err;
+      if (!bulk) {
         return sendErrors(res, 413, [
           klaviyoError(413, 'too_large', 'Request too large.', 'Body over 1 MiB.'),
         ]);
       }
-      throw err;
+      // Klaviyo documents the 5 MB cap without a status of its own: an invalid request (400),
+      // answered after the key and limit checks like any other.
+      raw = Buffer.alloc(0);
+      tooLarge = true;
     }
 
     const fault = faults.next();
@@ -243,8 +327,9 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     if (!hasScope(scopes, 'events:write')) return sendErrors(res, 403, [missingScopeError('events:write')]);
 
     // Klaviyo's limits are per account, so only authenticated requests spend tokens.
-    if (bucket) {
-      const taken = bucket.take();
+    const limiter = bulk ? bulkBucket : bucket;
+    if (limiter) {
+      const taken = limiter.take();
       if (!taken.ok) {
         const seconds = retryAfterSeconds(taken.retryAfterMs);
         return sendErrors(
@@ -265,6 +350,17 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
 
     const revision = checkRevision(header(req, 'revision'), revisionMin);
     if (!revision.ok) return sendErrors(res, 400, [revision.error]);
+    if (bulk && revision.date < BULK_MIN_REVISION) {
+      return sendErrors(res, 400, [
+        klaviyoError(
+          400,
+          'invalid',
+          'Invalid input.',
+          `Bulk Create Events needs revision ${BULK_MIN_REVISION} or later.`,
+          { header: 'revision' },
+        ),
+      ]);
+    }
 
     const mediaType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
     if (!ACCEPTED_TYPES.has(mediaType)) {
@@ -279,6 +375,17 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
       ]);
     }
 
+    if (tooLarge) {
+      return sendErrors(res, 400, [
+        klaviyoError(
+          400,
+          'invalid',
+          'Invalid input.',
+          `The payload is over the ${BULK_MAX_BYTES / 1024 / 1024} MB allowed.`,
+          { pointer: '/' },
+        ),
+      ]);
+    }
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
@@ -288,6 +395,17 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
           pointer: '/',
         }),
       ]);
+    }
+    if (bulk) {
+      const validatedBulk = validateBulkCreateEvents(body, revision.date);
+      if (!validatedBulk.ok) return sendErrors(res, 400, validatedBulk.errors);
+      const recordedAll = validatedBulk.events.flatMap((event) => record(event) ?? []);
+      bulkAccepted += 1;
+      bulkEventsAccepted += validatedBulk.events.length;
+      res.writeHead(202, { 'content-length': '0' });
+      res.end();
+      for (const recorded of recordedAll) emitter.emit('event', recorded);
+      return;
     }
     const validated = validateCreateEvent(body, revision.date);
     if (!validated.ok) return sendErrors(res, 400, validated.errors);
@@ -602,11 +720,18 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
         events,
         profiles: [...profiles.values()].map(({ email, properties }) => ({ email, properties })),
         counts: { posts, accepted, duplicates, throttled },
+        bulkCounts: {
+          posts: bulkPosts,
+          accepted: bulkAccepted,
+          rejected: bulkRejected,
+          throttled: bulkThrottled,
+        },
       });
     }
-    if (path === EVENTS_PATH && req.method === 'POST') return handlePost(req, res, server);
+    if (path === EVENTS_PATH && req.method === 'POST') return handlePost(req, res, server, false);
+    if (path === BULK_PATH && req.method === 'POST') return handlePost(req, res, server, true);
     req.resume();
-    if (path === EVENTS_PATH) {
+    if (path === EVENTS_PATH || path === BULK_PATH) {
       return sendErrors(
         res,
         405,
@@ -649,6 +774,10 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
       rateLimit = perSecond === null ? null : { perSecond, burst: burst ?? Math.max(1, perSecond) };
       bucket = rateLimit ? new TokenBucket(rateLimit.perSecond, rateLimit.burst) : null;
     },
+    setBulkRateLimit(perSecond, burst) {
+      bulkRateLimit = perSecond === null ? null : { perSecond, burst: burst ?? Math.max(1, perSecond) };
+      bulkBucket = bulkRateLimit ? new TokenBucket(bulkRateLimit.perSecond, bulkRateLimit.burst) : null;
+    },
     setLatency(ms) {
       latencyMs = Math.max(0, ms);
     },
@@ -669,6 +798,24 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     },
     get throttled() {
       return throttled;
+    },
+    get bulkPosts() {
+      return bulkPosts;
+    },
+    get bulkAccepted() {
+      return bulkAccepted;
+    },
+    get bulkRejected() {
+      return bulkRejected;
+    },
+    get bulkThrottled() {
+      return bulkThrottled;
+    },
+    get bulkEventsAccepted() {
+      return bulkEventsAccepted;
+    },
+    get bulkRequestTimes() {
+      return bulkRequestTimes;
     },
     seedProfiles(...emails) {
       for (const email of emails) seeded.add(email.trim().toLowerCase());
@@ -694,11 +841,18 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
       duplicates = 0;
       throttled = 0;
       requestTimes = [];
+      bulkPosts = 0;
+      bulkAccepted = 0;
+      bulkRejected = 0;
+      bulkThrottled = 0;
+      bulkEventsAccepted = 0;
+      bulkRequestTimes = [];
       events = [];
       seen = new Set();
       profiles = new Map();
       faults.clear();
       bucket = rateLimit ? new TokenBucket(rateLimit.perSecond, rateLimit.burst) : null;
+      bulkBucket = bulkRateLimit ? new TokenBucket(bulkRateLimit.perSecond, bulkRateLimit.burst) : null;
     },
     close: () => server.close(),
   };
