@@ -59,6 +59,35 @@ describe('loadWorkerConfig', () => {
     );
   });
 
+  it('reads the delivery mode and the bulk settings, and refuses what would not work', () => {
+    expect(loadWorkerConfig(minimal).klaviyo).toMatchObject({
+      deliveryMode: 'auto',
+      bulkMinBacklog: 100,
+      bulkRatePerMinute: 150,
+    });
+    const set = loadWorkerConfig({
+      ...minimal,
+      KLAVIYO_DELIVERY_MODE: ' Bulk ',
+      KLAVIYO_BULK_MIN_BACKLOG: '0',
+      KLAVIYO_BULK_RATE_LIMIT_PER_MINUTE: '75',
+    });
+    expect(set.klaviyo).toMatchObject({ deliveryMode: 'bulk', bulkMinBacklog: 0, bulkRatePerMinute: 75 });
+    expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_DELIVERY_MODE: 'batch' })).toThrow(
+      /KLAVIYO_DELIVERY_MODE.*auto, single or bulk/,
+    );
+    expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_BULK_RATE_LIMIT_PER_MINUTE: '0' })).toThrow(
+      /KLAVIYO_BULK_RATE_LIMIT_PER_MINUTE/,
+    );
+    // Bulk Create Events exists from revision 2024-05-15 on; single mode works with older ones.
+    expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_REVISION: '2024-02-15' })).toThrow(
+      /KLAVIYO_REVISION.*2024-05-15.*KLAVIYO_DELIVERY_MODE=single/,
+    );
+    expect(
+      loadWorkerConfig({ ...minimal, KLAVIYO_REVISION: '2024-02-15', KLAVIYO_DELIVERY_MODE: 'single' })
+        .klaviyo.deliveryMode,
+    ).toBe('single');
+  });
+
   it('reads the customer cache TTL and the profile options (0 turns the cache off)', () => {
     const defaults = loadWorkerConfig(minimal);
     expect(defaults.gladly.customerCacheTtlSeconds).toBe(3600);

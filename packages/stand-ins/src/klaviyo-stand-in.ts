@@ -88,6 +88,16 @@ export interface KlaviyoStandIn {
    */
   injectFaults(...faults: InjectedFault[]): void;
   /**
+   * An outage: while set, every Create Event and Bulk Create Events request answers this status
+   * (e.g. 503), after the injected faults; null ends it. reset() ends it too.
+   */
+  setOutage(status: number | null): void;
+  /**
+   * Events for these emails are refused with 400 naming the email, as Klaviyo refuses an address
+   * it will not take; a bulk request carrying one fails whole (nothing recorded). reset() forgets them.
+   */
+  refuseEmails(...emails: string[]): void;
+  /**
    * Create Event's token bucket (burst defaults to `perSecond`); crossing it → 429 +
    * Retry-After. null removes it. Klaviyo's own: {@link KLAVIYO_EVENTS_RATE_LIMIT}.
    */
@@ -204,6 +214,8 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     ? new TokenBucket(bulkRateLimit.perSecond, bulkRateLimit.burst)
     : null;
   let latencyMs = 0;
+  let outage: number | null = null;
+  let refused = new Set<string>();
 
   let posts = 0;
   let accepted = 0;
@@ -301,6 +313,7 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
         fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
       return sendErrors(res, fault.status, [faultError(fault.status)], headers);
     }
+    if (outage !== null) return sendErrors(res, outage, [faultError(outage)]);
 
     const authorization = req.headers.authorization;
     if (!authorization?.startsWith('Klaviyo-API-Key ')) {
@@ -399,6 +412,11 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     if (bulk) {
       const validatedBulk = validateBulkCreateEvents(body, revision.date);
       if (!validatedBulk.ok) return sendErrors(res, 400, validatedBulk.errors);
+      const refusedAt = validatedBulk.events.findIndex((e) => refused.has(e.email.trim().toLowerCase()));
+      if (refusedAt >= 0)
+        return sendErrors(res, 400, [
+          refusedEmailError(`/data/attributes/events-bulk-create/data/${refusedAt}`),
+        ]);
       const recordedAll = validatedBulk.events.flatMap((event) => record(event) ?? []);
       bulkAccepted += 1;
       bulkEventsAccepted += validatedBulk.events.length;
@@ -409,6 +427,9 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     }
     const validated = validateCreateEvent(body, revision.date);
     if (!validated.ok) return sendErrors(res, 400, validated.errors);
+    if (refused.has(validated.event.email.trim().toLowerCase())) {
+      return sendErrors(res, 400, [refusedEmailError('/data/attributes/profile/data/attributes/email')]);
+    }
 
     const recorded = record(validated.event);
     accepted += 1;
@@ -770,6 +791,12 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
     injectFaults(...injected) {
       faults.push(injected);
     },
+    setOutage(status) {
+      outage = status;
+    },
+    refuseEmails(...emails) {
+      for (const e of emails) refused.add(e.trim().toLowerCase());
+    },
     setRateLimit(perSecond, burst) {
       rateLimit = perSecond === null ? null : { perSecond, burst: burst ?? Math.max(1, perSecond) };
       bucket = rateLimit ? new TokenBucket(rateLimit.perSecond, rateLimit.burst) : null;
@@ -851,6 +878,8 @@ export async function startKlaviyoStandIn(options: KlaviyoStandInOptions = {}): 
       seen = new Set();
       profiles = new Map();
       faults.clear();
+      outage = null;
+      refused = new Set();
       bucket = rateLimit ? new TokenBucket(rateLimit.perSecond, rateLimit.burst) : null;
       bulkBucket = bulkRateLimit ? new TokenBucket(bulkRateLimit.perSecond, bulkRateLimit.burst) : null;
     },
@@ -865,6 +894,11 @@ function profileId(email: string): string {
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** Klaviyo's answer for an address it will not take (see refuseEmails). */
+function refusedEmailError(pointer: string): KlaviyoErrorObject {
+  return klaviyoError(400, 'invalid', 'Invalid input.', 'Invalid email address.', { pointer });
 }
 
 function faultError(status: number): KlaviyoErrorObject {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hashEmail } from '@gk/domain';
+import { type AppliedMark, hashEmail } from '@gk/domain';
 import {
   BULK_MAX_BYTES,
   BULK_MAX_EVENTS,
@@ -14,7 +14,7 @@ import type { Logger } from '@gk/runtime';
 import { type Job, type Queue, RateLimitError, UnrecoverableError, type Worker } from 'bullmq';
 import { statusClass } from '../metrics.js';
 import type { BulkRateLimit } from '../state/bulk-rate.js';
-import type { AppliedMark } from '../state/email-state.js';
+
 import type { BulkMetrics } from './bulk-metrics.js';
 import {
   DEFAULT_LEASE_SAFETY_MS,
@@ -120,16 +120,21 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
   const later = (item: { job: Job; token: string; log: Logger }) =>
     move('delay the job', item.log, () => item.job.moveToDelayed(Date.now() + leaseWaitMs(), item.token));
 
-  /** Jobs waiting to be taken (not delayed: those are not ready yet). */
-  async function backlog(): Promise<number> {
-    const counts = await queue.getJobCounts('wait', 'prioritized');
-    return (counts.wait ?? 0) + (counts.prioritized ?? 0);
+  /**
+   * Whether a batch is worth fetching: in `bulk`, any job waiting or delayed (a delayed job whose
+   * time has come is moved to wait only by a fetch); in `auto`, more than `minBacklog` waiting.
+   */
+  async function worthFetching(): Promise<boolean> {
+    const c = await queue.getJobCounts('wait', 'prioritized', 'delayed');
+    const waiting = (c.wait ?? 0) + (c.prioritized ?? 0);
+    return deps.mode === 'bulk' ? waiting + (c.delayed ?? 0) > 0 : waiting > deps.minBacklog;
   }
 
   async function fetchJobs(): Promise<{ job: Job<DeliveryJobData>; token: string }[]> {
     const jobs: { job: Job<DeliveryJobData>; token: string }[] = [];
     while (jobs.length < BULK_MAX_EVENTS && !closing) {
-      const n = Math.min(FETCH_PARALLEL, BULK_MAX_EVENTS - jobs.length);
+      // One first (an idle queue costs one call), then many at once.
+      const n = jobs.length === 0 ? 1 : Math.min(FETCH_PARALLEL, BULK_MAX_EVENTS - jobs.length);
       const fetched = await Promise.all(
         Array.from({ length: n }, async () => {
           const token = `bulk:${randomUUID()}`;
@@ -317,13 +322,18 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
     await Promise.all(items.map((i) => settleByError(i, err)));
   }
 
-  /** One batch: fetch, lease, send; everything taken is settled before it returns. */
+  /** One batch: fetch, take a request's token, lease, send; everything taken is settled here. */
   async function batch(log: Logger): Promise<number> {
     const started = performance.now();
     const fetched = await fetchJobs();
     if (fetched.length === 0) return 0;
     // Locks were taken at fetch time and are not extended: every request ends before they do.
     const deadline = started + deps.lockDurationMs - leaseSafetyMs;
+    if (!(await token(deadline))) {
+      const bare = fetched.map((f) => ({ ...f, log }));
+      await Promise.all(bare.map(later));
+      return fetched.length;
+    }
     const leased = (await Promise.all(fetched.map(lease))).filter((l): l is Leased => l !== null);
     let bytes = ENVELOPE_MARGIN_BYTES;
     const cut = leased.findIndex((l) => {
@@ -345,18 +355,9 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
     const log = deps.logger.child({ bulkLoop: n });
     while (!closing) {
       try {
-        const waiting = await backlog();
-        const enough = deps.mode === 'bulk' ? waiting > 0 : waiting > deps.minBacklog;
-        if (!enough) {
+        if (!(await worthFetching()) || (await batch(log)) === 0) {
           await sleep(idleMs, undefined, { signal: wake.signal }).catch(() => {});
-          continue;
         }
-        const wait = await deps.rate.take();
-        if (wait > 0) {
-          await sleep(wait, undefined, { signal: wake.signal }).catch(() => {});
-          continue;
-        }
-        await batch(log);
       } catch (err) {
         log.error({ err: { message: (err as Error).message } }, 'bulk delivery loop failed; retrying in 1 s');
         await sleep(1_000, undefined, { signal: wake.signal }).catch(() => {});
