@@ -40,7 +40,7 @@ describe('KlaviyoBreaker (two worker processes sharing one Redis)', () => {
     );
     expect(answers.filter((x) => x === 'probe')).toHaveLength(1);
     expect(answers.filter((x) => x === 'send')).toHaveLength(0);
-    const prober = answers.findIndex((x) => x === 'probe') % 2 ? a : b;
+    const prober = answers.indexOf('probe') % 2 ? a : b;
     const other = prober === a ? b : a;
     // While the probe is in flight, nobody else probes, however long it takes.
     await sleep(300);
