@@ -118,7 +118,11 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
               { promoted },
               'klaviyo breaker closed: a probe succeeded; backed-off deliveries are ready again',
             )
-          : log.warn({ to }, `klaviyo breaker ${to}`),
+          : to === 'open'
+            ? log.warn(
+                'klaviyo breaker open: most recent answers failed; deliveries pause while one probe at a time tests klaviyo',
+              )
+            : log.debug('klaviyo breaker half-open: probing'),
     });
   }
   const upstream = {

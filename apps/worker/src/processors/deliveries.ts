@@ -114,7 +114,8 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
     } finally {
       // A probe that ended without reporting an answer (lease taken, cache hit, an error) lets
       // the next probe go; one that reported already is not reported twice.
-      if (probe) await guard.answered('neutral', true);
+      // Its lock lapses by itself if Redis is away; the job's own error matters more.
+      if (probe) await guard.answered('neutral', true).catch(() => {});
     }
   };
 
