@@ -88,6 +88,37 @@ describe('loadWorkerConfig', () => {
     ).toBe('single');
   });
 
+  it('reads the Klaviyo breaker settings (on by default) and refuses values out of range', () => {
+    expect(loadWorkerConfig(minimal).klaviyo.breaker).toEqual({
+      enabled: true,
+      rule: { windowMs: 10_000, minAnswers: 10, failurePercent: 50 },
+      probeMaxMs: 2_000,
+    });
+    const set = loadWorkerConfig({
+      ...minimal,
+      KLAVIYO_BREAKER_ENABLED: 'false',
+      KLAVIYO_BREAKER_WINDOW_SECONDS: '30',
+      KLAVIYO_BREAKER_MIN_ANSWERS: '5',
+      KLAVIYO_BREAKER_FAILURE_PERCENT: '80',
+      KLAVIYO_BREAKER_PROBE_MAX_SECONDS: '60',
+    });
+    expect(set.klaviyo.breaker).toEqual({
+      enabled: false,
+      rule: { windowMs: 30_000, minAnswers: 5, failurePercent: 80 },
+      probeMaxMs: 60_000,
+    });
+    // The window holds at most 20 answers: more would never open it.
+    expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_BREAKER_MIN_ANSWERS: '21' })).toThrow(
+      /KLAVIYO_BREAKER_MIN_ANSWERS/,
+    );
+    expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_BREAKER_FAILURE_PERCENT: '100' })).toThrow(
+      /KLAVIYO_BREAKER_FAILURE_PERCENT/,
+    );
+    expect(() => loadWorkerConfig({ ...minimal, KLAVIYO_BREAKER_ENABLED: 'maybe' })).toThrow(
+      /KLAVIYO_BREAKER_ENABLED/,
+    );
+  });
+
   it('reads the customer cache TTL and the profile options (0 turns the cache off)', () => {
     const defaults = loadWorkerConfig(minimal);
     expect(defaults.gladly.customerCacheTtlSeconds).toBe(3600);

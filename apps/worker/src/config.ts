@@ -61,6 +61,16 @@ export const WorkerEnvShape = z.object({
   KLAVIYO_BULK_MIN_BACKLOG: envInt(100, 0, 1_000_000),
   /** Global limit on Bulk Create Events requests (Klaviyo: 150/min steady, 10/s burst). */
   KLAVIYO_BULK_RATE_LIMIT_PER_MINUTE: envInt(150, 1, 100_000),
+  /** The Klaviyo outage breaker (state/breaker.ts): opens on mostly 5xx/timeouts, probes, releases the backlog at once. */
+  KLAVIYO_BREAKER_ENABLED: envBool(true),
+  /** How far back a process's window of Klaviyo answers reaches. */
+  KLAVIYO_BREAKER_WINDOW_SECONDS: envInt(10, 1, 3600),
+  /** Fewer answers than this in the window (of at most 20) never open the breaker. */
+  KLAVIYO_BREAKER_MIN_ANSWERS: envInt(10, 1, 20),
+  /** More failures than this percentage of the window opens the breaker. */
+  KLAVIYO_BREAKER_FAILURE_PERCENT: envInt(50, 1, 99),
+  /** The largest gap between probes while open (probes start 1 s apart and double). */
+  KLAVIYO_BREAKER_PROBE_MAX_SECONDS: envInt(2, 1, 600),
   WORKER_CONCURRENCY: envInt(20, 1, 1_000),
   WORKER_PORT: envInt(3001, 0, 65_535),
   /** How long a job's lock lives; a killed worker's jobs are retried after about this long. */
@@ -135,6 +145,11 @@ export interface WorkerConfig {
     bulkMinBacklog: number;
     /** KLAVIYO_BULK_RATE_LIMIT_PER_MINUTE. */
     bulkRatePerMinute: number;
+    breaker: {
+      enabled: boolean;
+      rule: { windowMs: number; minAnswers: number; failurePercent: number };
+      probeMaxMs: number;
+    };
   };
   selfHealing: {
     webhookUrl: string | undefined;
@@ -185,6 +200,15 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       deliveryMode: e.KLAVIYO_DELIVERY_MODE,
       bulkMinBacklog: e.KLAVIYO_BULK_MIN_BACKLOG,
       bulkRatePerMinute: e.KLAVIYO_BULK_RATE_LIMIT_PER_MINUTE,
+      breaker: {
+        enabled: e.KLAVIYO_BREAKER_ENABLED,
+        rule: {
+          windowMs: e.KLAVIYO_BREAKER_WINDOW_SECONDS * 1000,
+          minAnswers: e.KLAVIYO_BREAKER_MIN_ANSWERS,
+          failurePercent: e.KLAVIYO_BREAKER_FAILURE_PERCENT,
+        },
+        probeMaxMs: e.KLAVIYO_BREAKER_PROBE_MAX_SECONDS * 1000,
+      },
     },
     selfHealing: {
       webhookUrl: e.GLADLY_WEBHOOK_URL,

@@ -25,6 +25,7 @@ export const DELIVERY_OUTCOMES = [
   'waited_for_lease',
   'lease_lost',
   'skipped_no_profile',
+  'breaker_open',
 ] as const;
 export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
 
@@ -39,6 +40,8 @@ export interface WorkerMetrics {
   lag: Histogram;
   /** KLAVIYO_CREATE_PROFILES=false: profile checks answered, by source (cache, klaviyo) and result (exists, absent). */
   profileChecks: Counter<'source' | 'result'>;
+  /** The Klaviyo breaker's transitions made by this process, by state entered, and the jobs its recoveries promoted. */
+  breaker: { transitions: Counter<'to'>; promoted: Counter };
   customerCache: {
     hits: Counter;
     misses: Counter;
@@ -54,6 +57,8 @@ export interface WorkerMetricsOptions {
   credentialsRejected?: (upstream: Upstream) => boolean;
   /** Read on each scrape for `gk_profiles_stuck`; the gauge keeps its last value when it fails. */
   stuckProfiles?: () => Promise<number>;
+  /** Read on each scrape for `gk_klaviyo_breaker_state` (absent: the breaker is off, the gauge says 0). */
+  breakerState?: () => Promise<'closed' | 'open' | 'half_open'>;
 }
 
 /** `status_class` is 2xx/3xx/4xx/5xx, or `error` when no answer came (timeout, reset). */
@@ -131,9 +136,39 @@ export function createWorkerMetrics(registry: Registry, options: WorkerMetricsOp
     for (const result of ['exists', 'absent']) profileChecks.inc({ source, result }, 0);
   }
 
+  const breakerState = options.breakerState;
+  new Gauge({
+    name: `${p}klaviyo_breaker_state`,
+    help: 'The Klaviyo outage breaker: 0 closed, 1 half-open (a probe is in flight), 2 open (deliveries pause until a probe succeeds)',
+    registers: [registry],
+    async collect() {
+      try {
+        const state = breakerState ? await breakerState() : 'closed';
+        this.set(state === 'open' ? 2 : state === 'half_open' ? 1 : 0);
+      } catch {
+        // Redis away: the gauge keeps its last value.
+      }
+    },
+  });
+  const breakerTransitions = new Counter({
+    name: `${p}klaviyo_breaker_transitions_total`,
+    help: 'Klaviyo breaker transitions made by this process, by the state entered (open, half_open, closed)',
+    labelNames: ['to'],
+    registers: [registry],
+  });
+  for (const to of ['open', 'half_open', 'closed']) breakerTransitions.inc({ to }, 0);
+
   return {
     transitions,
     deliveries,
+    breaker: {
+      transitions: breakerTransitions,
+      promoted: new Counter({
+        name: `${p}klaviyo_breaker_promoted_jobs_total`,
+        help: 'Delayed deliveries made ready at once when a probe found Klaviyo back (the breaker closed)',
+        registers: [registry],
+      }),
+    },
     jobsFailed,
     throttled,
     profileChecks,

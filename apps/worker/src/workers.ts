@@ -14,6 +14,7 @@ import { createCustomerChangesProcessor } from './processors/customer-changes.js
 import { createDeliveriesProcessor, type DeliveriesDeps } from './processors/deliveries.js';
 import { createTransitionsProcessor } from './processors/transitions.js';
 import { createSelfHealing, type SelfHealing } from './self-healing/self-healing.js';
+import { KlaviyoBreaker } from './state/breaker.js';
 import { BulkRateLimit } from './state/bulk-rate.js';
 import { ConversationState } from './state/conversations.js';
 import { CredentialsStatus } from './state/credentials.js';
@@ -90,7 +91,11 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     leaseMs: config.lockDurationMs + LEASE_MARGIN_MS,
     pseudonymKey,
   });
+  let breaker: KlaviyoBreaker | undefined;
   const metrics = createWorkerMetrics(deps.registry, {
+    ...(config.klaviyo.breaker.enabled
+      ? { breakerState: () => breaker?.refresh() ?? Promise.resolve('closed' as const) }
+      : {}),
     credentialsRejected: (upstream) =>
       (upstream === 'gladly' ? gladlyCredentials : klaviyoCredentials).rejected,
     stuckProfiles: () =>
@@ -101,6 +106,28 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     prefix,
     ttlSeconds: config.gladly.customerCacheTtlSeconds,
   });
+  if (config.klaviyo.breaker.enabled) {
+    const log = logger.child({ upstream: 'klaviyo' });
+    breaker = new KlaviyoBreaker(stateConnection, {
+      prefix: `${prefix}:state`,
+      queues: [queues.deliveries],
+      rule: config.klaviyo.breaker.rule,
+      probeMaxMs: config.klaviyo.breaker.probeMaxMs,
+      probeLockMs: config.lockDurationMs + LEASE_MARGIN_MS,
+      metrics: metrics.breaker,
+      onTransition: (to, { promoted }) =>
+        to === 'closed'
+          ? log.info(
+              { promoted },
+              'klaviyo breaker closed: a probe succeeded; backed-off deliveries are ready again',
+            )
+          : to === 'open'
+            ? log.warn(
+                'klaviyo breaker open: most recent answers failed; deliveries pause while one probe at a time tests klaviyo',
+              )
+            : log.debug('klaviyo breaker half-open: probing'),
+    });
+  }
   const upstream = {
     maxPauseMs: config.upstreamMaxPauseMs,
     authPauseMs: deps.timings?.authPauseMs ?? DEFAULT_AUTH_PAUSE_MS,
@@ -121,6 +148,7 @@ export function createWorkers(deps: WorkerDeps): BridgeWorkers {
     metrics,
     credentials: klaviyoCredentials,
     pauseQueue: (ms) => queues.deliveries.rateLimit(ms),
+    ...(breaker ? { breaker } : {}),
     ...(config.klaviyo.createProfiles
       ? {}
       : {

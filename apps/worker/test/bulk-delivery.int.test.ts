@@ -179,6 +179,54 @@ describe('bulk delivery (KLAVIYO_DELIVERY_MODE=bulk)', () => {
   });
 });
 
+describe('bulk delivery through a Klaviyo outage (the breaker)', () => {
+  it('pauses without spending attempts while Klaviyo is down, and sends the whole backlog in bulk within seconds of recovery', async () => {
+    // A minute of backoff per failed attempt: only the breaker can release the backlog sooner.
+    h = await startHarness(
+      redis.target,
+      { KLAVIYO_DELIVERY_MODE: 'bulk' },
+      { backoff: { baseMs: 60_000, capMs: 60_000 } },
+    );
+    h.klaviyo.setOutage(503);
+    // Many small batches, so the breaker's window fills (10 answers) while the backlog stays.
+    for (let round = 0; round < 15; round += 1) {
+      await addDeliveries(
+        h,
+        Array.from({ length: 20 }, (_, i) => ({
+          email: `down${round}-${i}@example.com`,
+          eventId: `evd-${round}-${i}`,
+          kind: 'started' as const,
+          at: T0 + i,
+        })),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await waitFor(
+      async () =>
+        (await metricValue(h.registry, 'gk_klaviyo_breaker_transitions_total', { to: 'open' })) >= 1,
+      { timeoutMs: 20_000, what: 'the breaker to open' },
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const jobs = () =>
+      h.producer.deliveries.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'completed']);
+    const spent = async () => (await jobs()).reduce((sum, j) => sum + (j?.attemptsMade ?? 0), 0);
+    const before = await spent();
+    const requestsBefore = h.klaviyo.bulkPosts;
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(await spent()).toBe(before);
+    // One probe at a time, a batch of one: a handful of requests at most.
+    expect(h.klaviyo.bulkPosts - requestsBefore).toBeLessThanOrEqual(4);
+
+    h.klaviyo.setOutage(null);
+    const recovered = Date.now();
+    await waitFor(() => h.klaviyo.events.length === 300, { timeoutMs: 20_000, what: 'every delivery' });
+    expect(Date.now() - recovered).toBeLessThan(8_000);
+    expect(h.klaviyo.posts).toBe(0);
+    expect(await h.producer.deliveries.getFailedCount()).toBe(0);
+    expect(await metricValue(h.registry, 'gk_klaviyo_breaker_transitions_total', { to: 'closed' })).toBe(1);
+  });
+});
+
 describe('auto mode', () => {
   it('sends single events while the backlog is short, bulk requests while it is long', async () => {
     h = await startHarness(redis.target, { KLAVIYO_DELIVERY_MODE: 'auto', KLAVIYO_BULK_MIN_BACKLOG: '50' });

@@ -94,6 +94,7 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
       metrics: deps.metrics,
       count: (outcome) => deps.metrics.deliveries.inc({ outcome }, events),
       pauseQueue: deps.pauseQueue,
+      ...(deps.breaker ? { breaker: deps.breaker } : {}),
     });
 
   /** A job move whose lock may be gone (a stall): the stalled checker has it then; never throws. */
@@ -130,11 +131,11 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
     return deps.mode === 'bulk' ? waiting + (c.delayed ?? 0) > 0 : waiting > deps.minBacklog;
   }
 
-  async function fetchJobs(): Promise<{ job: Job<DeliveryJobData>; token: string }[]> {
+  async function fetchJobs(max: number): Promise<{ job: Job<DeliveryJobData>; token: string }[]> {
     const jobs: { job: Job<DeliveryJobData>; token: string }[] = [];
-    while (jobs.length < BULK_MAX_EVENTS && !closing) {
+    while (jobs.length < max && !closing) {
       // One first (an idle queue costs one call), then many at once.
-      const n = jobs.length === 0 ? 1 : Math.min(FETCH_PARALLEL, BULK_MAX_EVENTS - jobs.length);
+      const n = jobs.length === 0 ? 1 : Math.min(FETCH_PARALLEL, max - jobs.length);
       const fetched = await Promise.all(
         Array.from({ length: n }, async () => {
           const token = `bulk:${randomUUID()}`;
@@ -241,7 +242,7 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
    * Sends `items` in one request (the caller took its rate token) and settles every one of them;
    * a 4xx other than 429 and 401/403 is bisected. Never throws.
    */
-  async function send(items: Leased[], deadline: number, log: Logger): Promise<void> {
+  async function send(items: Leased[], deadline: number, log: Logger, probe = false): Promise<void> {
     if (items.length === 0) return;
     if (deadline - performance.now() < MIN_REQUEST_MS) {
       deps.metrics.deliveries.inc({ outcome: 'lease_lost' }, items.length);
@@ -264,6 +265,7 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
     bulkMetrics.requests.inc({ outcome: answer.kind });
     const fields = { status: answer.status, durationMs: Math.round(answer.durationMs), events: items.length };
     if (answer.kind === 'delivered') {
+      await guardFor(items.length).answered('ok', probe);
       bulkMetrics.events.observe(items.length);
       await delivered(items, answer.status);
       log.info(fields, 'delivered to klaviyo in bulk');
@@ -286,7 +288,7 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
       }
       return;
     }
-    await failed(items, answer, fields, log);
+    await failed(items, answer, fields, log, probe);
   }
 
   /** Every job of a request that failed as a whole: as a single delivery would fail, per job. */
@@ -295,6 +297,7 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
     answer: UpstreamFailure & { notSent?: boolean },
     fields: Record<string, unknown>,
     log: Logger,
+    probe: boolean,
   ): Promise<void> {
     const unanswered = answer.kind === 'retryable' && answer.status === undefined && !answer.notSent;
     await Promise.all(
@@ -316,16 +319,37 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
     const err = await guardFor(items.length)(
       answer,
       items[0]?.log ?? log,
-      { name: 'bulk delivery', subject },
+      { name: 'bulk delivery', subject, probe },
       fields,
     ).catch((e: unknown) => e);
     await Promise.all(items.map((i) => settleByError(i, err)));
   }
 
-  /** One batch: fetch, take a request's token, lease, send; everything taken is settled here. */
-  async function batch(log: Logger): Promise<number> {
+  /**
+   * One batch: the breaker's word, fetch, take a request's token, lease, send; everything taken
+   * is settled here. While the breaker is open nothing is fetched; its probe is a batch of one.
+   */
+  async function batch(log: Logger, holder: string): Promise<number> {
+    const admission = deps.breaker ? await deps.breaker.admit(holder) : 'send';
+    if (typeof admission === 'object') {
+      await sleep(admission.wait, undefined, { signal: wake.signal }).catch(() => {});
+      return -1;
+    }
+    const probe = admission === 'probe';
+    try {
+      return await fetchAndSend(log, probe);
+    } finally {
+      // A probe that ended without an answer (nothing to fetch, lease taken) lets the next one go.
+      if (probe)
+        await guardFor(1)
+          .answered('neutral', true)
+          .catch(() => {});
+    }
+  }
+
+  async function fetchAndSend(log: Logger, probe: boolean): Promise<number> {
     const started = performance.now();
-    const fetched = await fetchJobs();
+    const fetched = await fetchJobs(probe ? 1 : BULK_MAX_EVENTS);
     if (fetched.length === 0) return 0;
     // Locks were taken at fetch time and are not extended: every request ends before they do.
     const deadline = started + deps.lockDurationMs - leaseSafetyMs;
@@ -347,15 +371,16 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
       await withdraw(rest);
       await Promise.all(rest.map((r) => move('put the job back', r.log, () => r.job.moveToWait(r.token))));
     }
-    await send(now, deadline, log);
+    await send(now, deadline, log, probe);
     return fetched.length;
   }
 
   async function loop(n: number): Promise<void> {
     const log = deps.logger.child({ bulkLoop: n });
+    const holder = `bulk-loop:${randomUUID()}`;
     while (!closing) {
       try {
-        if (!(await worthFetching()) || (await batch(log)) === 0) {
+        if (!(await worthFetching()) || (await batch(log, holder)) === 0) {
           await sleep(idleMs, undefined, { signal: wake.signal }).catch(() => {});
         }
       } catch (err) {

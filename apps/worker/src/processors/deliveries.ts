@@ -5,6 +5,7 @@ import { DeliveryJobData, transitionJobId } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import { statusClass, type WorkerMetrics } from '../metrics.js';
+import type { KlaviyoBreaker } from '../state/breaker.js';
 import type { CredentialsStatus } from '../state/credentials.js';
 import type { EmailState } from '../state/email-state.js';
 import type { KlaviyoProfileCheck } from '../state/profile-check.js';
@@ -45,6 +46,8 @@ export interface DeliveriesDeps {
   pseudonymKey: () => Promise<string>;
   /** Set when KLAVIYO_CREATE_PROFILES=false: only emails with a Klaviyo profile are sent. */
   profileCheck?: KlaviyoProfileCheck;
+  /** The Klaviyo outage breaker (KLAVIYO_BREAKER_ENABLED); the guard consults and feeds it. */
+  breaker?: KlaviyoBreaker;
 }
 
 /** The Klaviyo event of a delivery: history only (`backfill`) when it must not flip the profile. */
@@ -82,6 +85,8 @@ export async function profileGate(
   email: string,
   guard: UpstreamGuard,
   log: Logger,
+  /** This delivery is the breaker's probe: a lookup's answer reports for it. */
+  probe = false,
 ): Promise<'send' | 'skip'> {
   if (!deps.profileCheck) return 'send';
   const check = await deps.profileCheck.check(email);
@@ -90,10 +95,11 @@ export async function profileGate(
     return guard(
       outcome,
       log,
-      { name: 'profile lookup' },
+      { name: 'profile lookup', probe },
       { status: outcome.status, durationMs: Math.round(outcome.durationMs) },
     );
   }
+  if (check.source === 'klaviyo') await guard.answered('ok', probe);
   deps.metrics.profileChecks.inc({ source: check.source, result: check.kind });
   if (check.kind === 'exists') return 'send';
   deps.metrics.deliveries.inc({ outcome: 'skipped_no_profile' });
@@ -130,6 +136,7 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
     metrics: deps.metrics,
     count: (outcome) => deps.metrics.deliveries.inc({ outcome }),
     pauseQueue: deps.pauseQueue,
+    ...(deps.breaker ? { breaker: deps.breaker } : {}),
   });
 
   /** Back to the delayed set without spending an attempt. */
@@ -154,8 +161,28 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
       emailHash: hashEmail(d.email, await deps.pseudonymKey()),
       attempt: job.attemptsMade + 1,
     });
+    // While the breaker is open this pauses the queue and puts the job back (no attempt spent).
+    const { probe } = await guard.admit(holder, log);
+    try {
+      return await deliver(d, log, holder, probe, job, token);
+    } finally {
+      // A probe that ended without reporting an answer (lease taken, cache hit, an error) lets
+      // the next probe go; one that reported already is not reported twice.
+      // Its lock lapses by itself if Redis is away; the job's own error matters more.
+      if (probe) await guard.answered('neutral', true).catch(() => {});
+    }
+  };
 
-    if ((await profileGate(deps, d.email, guard, log)) === 'skip') return { outcome: 'skipped_no_profile' };
+  async function deliver(
+    d: DeliveryJobData,
+    log: Logger,
+    holder: string,
+    probe: boolean,
+    job: Job<DeliveryJobData>,
+    token: string | undefined,
+  ): Promise<DeliveryResult> {
+    if ((await profileGate(deps, d.email, guard, log, probe)) === 'skip')
+      return { outcome: 'skipped_no_profile' };
 
     // One Redis call takes the lease, reads the newest mark applied to this email, records this
     // transition for its conversation at this address and decides whether it flips the profile
@@ -217,9 +244,10 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
         }
         // Awaited here, inside the try: the lease is released only after the failure is handled,
         // and the rejection is never left without a handler while the finally block runs.
-        return await guard(answer, log, { name: 'delivery', subject: 'event' }, fields);
+        return await guard(answer, log, { name: 'delivery', subject: 'event', probe }, fields);
       }
       deps.credentials.accept();
+      await guard.answered('ok', probe);
       // One Redis call stores the mark (if newer; a backfill sets nothing, so it only drops a
       // claim an earlier attempt of it made), drops the transition's claim, keeps its held
       // changes for good and lets go of the lease; its failure fails the job (a retry is
@@ -234,5 +262,5 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
     } finally {
       if (!released) await deps.emailState.release(d.email, holder).catch(() => {});
     }
-  };
+  }
 }

@@ -2,6 +2,7 @@ import { redactEmails } from '@gk/domain';
 import type { Logger } from '@gk/runtime';
 import { RateLimitError, UnrecoverableError } from 'bullmq';
 import type { Upstream, WorkerMetrics } from '../metrics.js';
+import type { KlaviyoBreaker } from '../state/breaker.js';
 import type { CredentialsStatus } from '../state/credentials.js';
 
 /**
@@ -54,30 +55,57 @@ export interface UpstreamGuardDeps {
   credentials: CredentialsStatus;
   metrics: WorkerMetrics;
   /** The queue's outcome counter (transitions or deliveries). */
-  count: (outcome: 'throttled' | 'credentials_rejected' | 'retried' | 'failed_permanent') => void;
+  count: (
+    outcome: 'throttled' | 'credentials_rejected' | 'retried' | 'failed_permanent' | 'breaker_open',
+  ) => void;
   /** Pauses the whole queue, across processes, without spending an attempt. */
   pauseQueue: (ms: number) => Promise<void>;
+  /** The outage breaker (Klaviyo, KLAVIYO_BREAKER_ENABLED): fed every answer, consulted before each request. */
+  breaker?: Pick<KlaviyoBreaker, 'admit' | 'record' | 'state'>;
 }
 
-export type UpstreamGuard = (
-  failure: UpstreamFailure,
-  log: Logger,
+export interface UpstreamGuard {
+  (
+    failure: UpstreamFailure,
+    log: Logger,
+    /**
+     * The request that failed, for the log: `name` as in "klaviyo delivery failed", `subject` as in
+     * "klaviyo refused the event permanently" (default: `name`); `probe` when it was the breaker's
+     * probe (see `admit`).
+     */
+    request: { name: string; subject?: string; probe?: boolean },
+    fields?: Record<string, unknown>,
+  ): Promise<never>;
   /**
-   * The request that failed, for the log: `name` as in "klaviyo delivery failed", `subject` as in
-   * "klaviyo refused the event permanently" (default: `name`).
+   * Before a request: while the breaker is open, pauses the queue and throws RateLimitError (no
+   * attempt spent); else says whether this attempt is the breaker's probe (it must report: the
+   * guard on a failure, `answered` otherwise). Without a breaker: never a probe.
    */
-  request: { name: string; subject?: string },
-  fields?: Record<string, unknown>,
-) => Promise<never>;
+  admit(holder: string, log: Logger): Promise<{ probe: boolean }>;
+  /** An answer that is not a failure ('ok'), or a probe that ends without an answer ('neutral'). */
+  answered(result: 'ok' | 'neutral', probe: boolean): Promise<void>;
+}
 
 /**
  * 429 pauses the queue for Retry-After and 401/403 pause it slowly, neither spending an attempt
- * (BullMQ's RateLimitError puts the job back); 5xx, timeouts and resets retry with backoff;
+ * (BullMQ's RateLimitError puts the job back); 5xx, timeouts and resets retry with backoff, or,
+ * once they opened the breaker, pause the queue like a 429 until a probe finds the upstream back;
  * other 4xx fail the job permanently. Always throws.
  */
 export function createUpstreamGuard(deps: UpstreamGuardDeps): UpstreamGuard {
-  const { upstream } = deps;
-  return async (failure, log, { name: request, subject = request }, fields = {}) => {
+  const { upstream, breaker } = deps;
+  /** The breaker is open: the queue pauses, this job goes back without spending an attempt. */
+  async function holdForBreaker(waitMs: number): Promise<never> {
+    await deps.pauseQueue(waitMs);
+    throw new RateLimitError();
+  }
+  const guard = async (
+    failure: UpstreamFailure,
+    log: Logger,
+    { name: request, subject = request, probe = false }: { name: string; subject?: string; probe?: boolean },
+    fields: Record<string, unknown> = {},
+  ): Promise<never> => {
+    await breaker?.record(failure.kind === 'retryable' ? 'failure' : 'neutral', { probe });
     switch (failure.kind) {
       case 'rate_limited': {
         const pauseMs = parseRetryAfterMs(failure.retryAfter, deps.policy.maxPauseMs);
@@ -103,6 +131,13 @@ export function createUpstreamGuard(deps: UpstreamGuardDeps): UpstreamGuard {
       case 'retryable': {
         deps.count('retried');
         const reason = redactEmails(failure.reason);
+        if (breaker && breaker.state() !== 'closed') {
+          log.warn(
+            { ...fields, status: failure.status, reason, probe },
+            `${upstream} ${request} failed; the ${upstream} breaker is open, pausing ${deps.pausedWork} until a probe succeeds`,
+          );
+          return holdForBreaker(MIN_PAUSE_MS);
+        }
         log.warn(
           { ...fields, status: failure.status, reason },
           `${upstream} ${request} failed; will retry with backoff`,
@@ -122,4 +157,20 @@ export function createUpstreamGuard(deps: UpstreamGuardDeps): UpstreamGuard {
         throw new Error(`unexpected ${upstream} outcome ${JSON.stringify(failure satisfies never)}`);
     }
   };
+  return Object.assign(guard, {
+    async admit(holder: string, log: Logger) {
+      if (!breaker) return { probe: false };
+      const admission = await breaker.admit(holder);
+      if (admission === 'send') return { probe: false };
+      if (admission === 'probe') {
+        log.info(`${upstream} breaker open; this attempt probes ${upstream}`);
+        return { probe: true };
+      }
+      deps.count('breaker_open');
+      return holdForBreaker(admission.wait);
+    },
+    async answered(result: 'ok' | 'neutral', probe: boolean) {
+      await breaker?.record(result, { probe });
+    },
+  });
 }
