@@ -111,6 +111,28 @@ describe('bulk delivery (KLAVIYO_DELIVERY_MODE=bulk)', () => {
     expect(h.klaviyo.profile('other@example.com')?.properties[PROP]).toBe(true);
   });
 
+  it('a slow bulk request holds its emails until answered: a newer transition never overtakes it (chaos found this)', async () => {
+    // A 2 s job lock, a 7 s lease: a request cut off at the lock would leave Klaviyo applying
+    // it later, after the newer transition went out.
+    h = await startHarness(
+      redis.target,
+      { KLAVIYO_DELIVERY_MODE: 'bulk', WORKER_LOCK_DURATION_MS: '2000' },
+      { backoff: { baseMs: 5_000, capMs: 5_000 } },
+    );
+    h.klaviyo.injectFaults({ delayMs: 4_000 });
+    await addDeliveries(h, [{ email: 'slow@example.com', eventId: 'evs-open', kind: 'started', at: T0 }]);
+    await waitFor(() => h.klaviyo.bulkPosts >= 1, { what: 'the slow request' });
+    await addDeliveries(h, [
+      { email: 'slow@example.com', eventId: 'evs-close', kind: 'closed', at: T0 + 1_000 },
+    ]);
+    await waitFor(() => h.klaviyo.events.length === 2, { timeoutMs: 20_000, what: 'both events' });
+    await new Promise((r) => setTimeout(r, 1_000));
+    await drained(h);
+    const [first, second] = h.klaviyo.events;
+    expect([first?.uniqueId, second?.uniqueId]).toEqual(['evs-open', 'evs-close']);
+    expect(h.klaviyo.profile('slow@example.com')?.properties[PROP]).toBe(false);
+  });
+
   it('a 429 puts the batch back without spending attempts; a 503 retries it; nothing is lost', async () => {
     await withBacklog({}, async (h) => {
       h.klaviyo.injectFaults({ status: 429, retryAfterSeconds: 1 }, { status: 503 });

@@ -35,7 +35,7 @@ export interface BulkDeliveriesDeps extends DeliveriesDeps {
   queue: Queue;
   /** A BullMQ worker without a processor on the deliveries queue: jobs are fetched by hand. */
   fetcher: Worker;
-  /** The job lock the fetcher takes (WORKER_LOCK_DURATION_MS): requests end before it does. */
+  /** The job lock the fetcher takes (WORKER_LOCK_DURATION_MS), renewed while a batch runs. */
   lockDurationMs: number;
   rate: BulkRateLimit;
   bulkMetrics: BulkMetrics;
@@ -70,7 +70,7 @@ const FETCH_PARALLEL = 50;
  * single delivery does (so a batch never carries two events for one email, and never repeats a
  * profile + metric + unique_id); an event older than the newest known goes as backfill without
  * profile properties; a job completes only after the request carrying it got 202; a request
- * ends before the jobs' locks do. Failures are per request: 429 and 401/403 pause the queue and
+ * ends before its emails' leases do, and the jobs' locks are renewed meanwhile. Failures are per request: 429 and 401/403 pause the queue and
  * put the jobs back without spending attempts, 5xx and no answer retry every job with backoff,
  * any other 4xx is bisected until the events Klaviyo refuses are found, which fail permanently
  * while the rest are sent.
@@ -348,14 +348,36 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
   }
 
   async function fetchAndSend(log: Logger, probe: boolean): Promise<number> {
-    const started = performance.now();
     const fetched = await fetchJobs(probe ? 1 : BULK_MAX_EVENTS);
     if (fetched.length === 0) return 0;
-    // Locks were taken at fetch time and are not extended: every request ends before they do.
-    const deadline = started + deps.lockDurationMs - leaseSafetyMs;
+    // The jobs' locks are kept alive while the batch runs (BullMQ's worker does this for the jobs
+    // it hands out; these were fetched by hand). A worker frozen past a lock loses the job to the
+    // stalled checker; its re-run then waits for the email's lease, which outlives the lock.
+    const renew = setInterval(
+      () => {
+        for (const f of fetched) f.job.extendLock(f.token, deps.lockDurationMs).catch(() => 0);
+      },
+      Math.max(250, Math.floor(deps.lockDurationMs / 2)),
+    );
+    try {
+      return await leaseAndSend(fetched, log, probe);
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
+  async function leaseAndSend(
+    fetched: { job: Job<DeliveryJobData>; token: string }[],
+    log: Logger,
+    probe: boolean,
+  ): Promise<number> {
+    // Before the leases are taken: the request must end before the first of them does, exactly
+    // as a single delivery's request must (a request cut off sooner could still be applied by
+    // Klaviyo after a newer transition for the same address went out).
+    const leaseEndsAt = performance.now() + deps.emailState.leaseMs;
+    const deadline = leaseEndsAt - leaseSafetyMs;
     if (!(await token(deadline))) {
-      const bare = fetched.map((f) => ({ ...f, log }));
-      await Promise.all(bare.map(later));
+      await Promise.all(fetched.map((f) => later({ ...f, log })));
       return fetched.length;
     }
     const leased = (await Promise.all(fetched.map(lease))).filter((l): l is Leased => l !== null);
