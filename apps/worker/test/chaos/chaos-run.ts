@@ -112,6 +112,9 @@ export interface ChaosResult {
   klaviyo: {
     posts: number;
     accepted: number;
+    /** Bulk Create Events requests answered 202, and the events they carried. */
+    bulkAccepted: number;
+    bulkEvents: number;
     duplicates: number;
     throttled: number;
     events: {
@@ -489,6 +492,8 @@ async function drive(
       klaviyo: {
         posts: klaviyo.posts,
         accepted: klaviyo.accepted,
+        bulkAccepted: klaviyo.bulkAccepted,
+        bulkEvents: klaviyo.bulkEventsAccepted,
         duplicates: klaviyo.duplicates,
         throttled: klaviyo.throttled,
         events: klaviyo.events.map((e) => ({
@@ -694,6 +699,8 @@ export function chaosReport(r: ChaosResult, violations: string[]): ChaosReport {
       eventsRecorded: r.klaviyo.events.length,
       posts: r.klaviyo.posts,
       accepted202: r.klaviyo.accepted,
+      bulkAccepted202: r.klaviyo.bulkAccepted,
+      bulkEvents: r.klaviyo.bulkEvents,
       duplicatePosts: r.klaviyo.duplicates,
       duplicatePostsPerEvent: Number(
         (r.klaviyo.duplicates / Math.max(1, r.klaviyo.events.length)).toFixed(4),
