@@ -39,7 +39,7 @@ export interface BulkDeliveriesDeps extends DeliveriesDeps {
   lockDurationMs: number;
   rate: BulkRateLimit;
   bulkMetrics: BulkMetrics;
-  /** Batches in flight per worker process (default 2: one is prepared while the other is sent). */
+  /** Batches in flight per worker process (default 1: a second adds little and costs memory). */
   inFlight?: number;
   /** How often an idle consumer looks at the queue again (default 250 ms). */
   idleMs?: number;
@@ -98,28 +98,35 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
     });
 
   /** A job move whose lock may be gone (a stall): the stalled checker has it then; never throws. */
-  async function move(what: string, log: Logger, step: () => Promise<unknown>): Promise<void> {
+  async function move(
+    what: string,
+    owner: { readonly log: Logger },
+    step: () => Promise<unknown>,
+  ): Promise<void> {
     try {
       await step();
     } catch (err) {
-      log.warn({ err: { message: (err as Error).message } }, `bulk: could not ${what}; the job is retried`);
+      owner.log.warn(
+        { err: { message: (err as Error).message } },
+        `bulk: could not ${what}; the job is retried`,
+      );
     }
   }
 
   /** Ends a job the way the guard's throw says: put back (429, credentials) or failed/retried. */
   async function settleByError(item: { job: Job; token: string; log: Logger }, err: unknown): Promise<void> {
     if (err instanceof RateLimitError)
-      return move('put the job back', item.log, () => item.job.moveToWait(item.token));
+      return move('put the job back', item, () => item.job.moveToWait(item.token));
     const error = err instanceof Error ? err : new Error(String(err));
     if (error instanceof UnrecoverableError || item.job.attemptsMade + 1 >= (item.job.opts.attempts ?? 1)) {
       deps.metrics.jobsFailed.inc({ queue: queue.name });
     }
-    return move('fail the job', item.log, () => item.job.moveToFailed(error, item.token, false));
+    return move('fail the job', item, () => item.job.moveToFailed(error, item.token, false));
   }
 
   /** Back to the delayed set without spending an attempt (its email is busy, or time ran out). */
   const later = (item: { job: Job; token: string; log: Logger }) =>
-    move('delay the job', item.log, () => item.job.moveToDelayed(Date.now() + leaseWaitMs(), item.token));
+    move('delay the job', item, () => item.job.moveToDelayed(Date.now() + leaseWaitMs(), item.token));
 
   /**
    * Whether a batch is worth fetching: in `bulk`, any job waiting or delayed (a delayed job whose
@@ -154,25 +161,35 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
   async function lease(f: { job: Job<DeliveryJobData>; token: string }): Promise<Leased | null> {
     const { job, token } = f;
     const parsed = DeliveryJobData.safeParse(job.data);
-    const bare = { job, token, log: deps.logger.child({ jobId: job.id }) };
     if (!parsed.success) {
+      const bare = { job, token, log: deps.logger.child({ jobId: job.id }) };
       await settleByError(bare, new UnrecoverableError(`invalid delivery payload: ${parsed.error.message}`));
       return null;
     }
     const d = parsed.data;
-    const log = deps.logger.child({
-      eventId: d.eventId,
-      transitionJobId: transitionJobId(d.eventId),
-      jobId: job.id,
-      emailHash: hashEmail(d.email, await deps.pseudonymKey()),
-      attempt: job.attemptsMade + 1,
-      bulk: true,
-    });
-    const item = { job, token, log };
+    const key = await deps.pseudonymKey();
+    // The job's logger is made only when something is logged about it: a batch of 1,000 that
+    // goes through logs one line, and 1,000 child loggers would be garbage the drain pays for.
+    let log: Logger | undefined;
+    const item = {
+      job,
+      token,
+      get log(): Logger {
+        log ??= deps.logger.child({
+          eventId: d.eventId,
+          transitionJobId: transitionJobId(d.eventId),
+          jobId: job.id,
+          emailHash: hashEmail(d.email, key),
+          attempt: job.attemptsMade + 1,
+          bulk: true,
+        });
+        return log;
+      },
+    };
     try {
-      if ((await profileGate(deps, d.email, guardFor(1), log)) === 'skip') {
+      if (deps.profileCheck && (await profileGate(deps, d.email, guardFor(1), item.log)) === 'skip') {
         const result: DeliveryResult = { outcome: 'skipped_no_profile' };
-        await move('complete the job', log, () => job.moveToCompleted(result, token, false));
+        await move('complete the job', item, () => job.moveToCompleted(result, token, false));
         return null;
       }
     } catch (err) {
@@ -198,11 +215,14 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
       // refused here, permanently, as Klaviyo's 400 would refuse it in single mode.
       await deps.emailState.withdrawHeld(d.email, token, mark, d.conversationId);
       deps.metrics.deliveries.inc({ outcome: 'failed_permanent' });
-      log.error({ reason: invalid }, 'klaviyo would refuse the event; not sent');
+      item.log.error({ reason: invalid }, 'klaviyo would refuse the event; not sent');
       await settleByError(item, new UnrecoverableError(`invalid event: ${invalid}`));
       return null;
     }
-    return { job, token, data: d, mark, input, backfill: leased.backfill, bytes: bulkEventBytes(input), log };
+    return Object.defineProperties(
+      { job, token, data: d, mark, input, backfill: leased.backfill, bytes: bulkEventBytes(input) },
+      { log: { get: () => item.log, enumerable: true } },
+    ) as Leased;
   }
 
   /** Klaviyo did not record these: their claims and held changes are put back, leases released. */
@@ -223,7 +243,7 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
         deps.metrics.deliveries.inc({ outcome });
         deps.metrics.lag.observe(Math.max(0, Date.now() - Date.parse(i.data.occurredAt)) / 1000);
         const result: DeliveryResult = { outcome, status };
-        await move('complete the job', i.log, () => i.job.moveToCompleted(result, i.token, false));
+        await move('complete the job', i, () => i.job.moveToCompleted(result, i.token, false));
       }),
     );
   }
@@ -391,7 +411,7 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
     if (rest.length > 0) {
       // Over 5 MB (huge properties): the rest go back untouched, for the next request.
       await withdraw(rest);
-      await Promise.all(rest.map((r) => move('put the job back', r.log, () => r.job.moveToWait(r.token))));
+      await Promise.all(rest.map((r) => move('put the job back', r, () => r.job.moveToWait(r.token))));
     }
     await send(now, deadline, log, probe);
     return fetched.length;
@@ -415,7 +435,7 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
   return {
     run(): void {
       if (loops.length > 0) return;
-      const n = Math.max(1, deps.inFlight ?? 2);
+      const n = Math.max(1, deps.inFlight ?? 1);
       loops = Array.from({ length: n }, (_, i) => loop(i));
     },
     /** Lets the batches in flight finish (their requests end before the job locks do). */
