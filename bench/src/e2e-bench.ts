@@ -7,7 +7,7 @@ import type { GladlyStandIn, KlaviyoRecordedEvent, KlaviyoStandIn } from '@gk/st
 import { freePort, sleep } from '@gk/testing';
 import { Redis } from 'ioredis';
 import { WEBHOOK_AUTH_HEADER, WEBHOOK_PASSWORD, WEBHOOK_USER } from './ingest-bench.js';
-import { SCRIPTS, startProcess } from './processes.js';
+import { type BenchProcess, SCRIPTS, startProcess } from './processes.js';
 import { type RedisMemoryBreakdown, redisMemoryBreakdown, usedMemory } from './redis-stats.js';
 import { type LatencySummary, round, summarize } from './stats.js';
 import { bridgeWorkerEnv } from './worker-bench.js';
@@ -78,6 +78,31 @@ function post(agent: Agent, url: URL, body: string): Promise<number> {
   });
 }
 
+/** The built ingest on `port`, with the bench's webhook credentials and a spool in the log folder. */
+export function startBenchIngest(
+  name: string,
+  port: number,
+  prefix: string,
+  options: { redisUrl: string; logDir: string },
+  extraEnv: Record<string, string> = {},
+): Promise<BenchProcess> {
+  return startProcess({
+    name,
+    script: SCRIPTS.ingest,
+    env: {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      REDIS_URL: options.redisUrl,
+      QUEUE_PREFIX: prefix,
+      WEBHOOK_BASIC_AUTH: `${WEBHOOK_USER}:${WEBHOOK_PASSWORD}`,
+      INGEST_SPOOL_PATH: join(options.logDir, `${name}.spool`),
+      ...extraEnv,
+    },
+    logDir: options.logDir,
+    readyUrl: `http://127.0.0.1:${port}/readyz`,
+  });
+}
+
 /**
  * Webhooks at a fixed rate through the built ingest and worker, against stand-ins answering at
  * once with the rate limiters lifted; per delivery, the time from the ingest's 200 to the Klaviyo
@@ -93,20 +118,7 @@ export async function benchEndToEnd(options: EndToEndOptions): Promise<EndToEndR
   const redis = new Redis(options.redisUrl);
   const ingestPort = await freePort();
   const workerPort = await freePort();
-  const ingest = await startProcess({
-    name: 'ingest-e2e',
-    script: SCRIPTS.ingest,
-    env: {
-      PORT: String(ingestPort),
-      HOST: '127.0.0.1',
-      REDIS_URL: options.redisUrl,
-      QUEUE_PREFIX: prefix,
-      WEBHOOK_BASIC_AUTH: `${WEBHOOK_USER}:${WEBHOOK_PASSWORD}`,
-      INGEST_SPOOL_PATH: join(options.logDir, 'ingest-e2e.spool'),
-    },
-    logDir: options.logDir,
-    readyUrl: `http://127.0.0.1:${ingestPort}/readyz`,
-  });
+  const ingest = await startBenchIngest('ingest-e2e', ingestPort, prefix, options);
   const worker = await startProcess({
     name: 'worker-e2e',
     script: SCRIPTS.worker,

@@ -1,11 +1,9 @@
 import { Agent } from 'node:http';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { GladlyStandIn, KlaviyoRecordedEvent, KlaviyoStandIn } from '@gk/stand-ins';
 import { freePort } from '@gk/testing';
 import { KLAVIYO_LIMITS } from './drain-bench.js';
-import { sendAtRate } from './e2e-bench.js';
-import { WEBHOOK_PASSWORD, WEBHOOK_USER } from './ingest-bench.js';
+import { sendAtRate, startBenchIngest } from './e2e-bench.js';
 import { SCRIPTS, startProcess } from './processes.js';
 import { round } from './stats.js';
 import { bridgeWorkerEnv } from './worker-bench.js';
@@ -64,21 +62,7 @@ export async function benchOutage(options: OutageBenchOptions): Promise<OutageBe
 
   const ingestPort = await freePort();
   const workerPort = await freePort();
-  const ingest = await startProcess({
-    name: 'ingest-outage',
-    script: SCRIPTS.ingest,
-    env: {
-      PORT: String(ingestPort),
-      HOST: '127.0.0.1',
-      REDIS_URL: options.redisUrl,
-      QUEUE_PREFIX: prefix,
-      WEBHOOK_BASIC_AUTH: `${WEBHOOK_USER}:${WEBHOOK_PASSWORD}`,
-      INGEST_SPOOL_PATH: join(options.logDir, 'ingest-outage.spool'),
-      LOG_LEVEL: 'warn',
-    },
-    logDir: options.logDir,
-    readyUrl: `http://127.0.0.1:${ingestPort}/readyz`,
-  });
+  const ingest = await startBenchIngest('ingest-outage', ingestPort, prefix, options, { LOG_LEVEL: 'warn' });
   const worker = await startProcess({
     name: 'worker-outage',
     script: SCRIPTS.worker,

@@ -17,11 +17,13 @@ import type { BulkRateLimit } from '../state/bulk-rate.js';
 
 import type { BulkMetrics } from './bulk-metrics.js';
 import {
+  acquireFor,
   DEFAULT_LEASE_SAFETY_MS,
   type DeliveriesDeps,
   type DeliveryResult,
   eventInputFor,
   MIN_REQUEST_MS,
+  markOf,
   profileGate,
   UNANSWERED_HOLD_MS,
 } from './deliveries.js';
@@ -196,13 +198,8 @@ export function createBulkDeliveries(deps: BulkDeliveriesDeps) {
       await settleByError(item, err);
       return null;
     }
-    const mark = { occurredAt: d.occurredAt, eventId: d.eventId };
-    const leased = await deps.emailState.acquireHeld(d.email, token, mark, {
-      conversationId: d.conversationId,
-      kind: d.kind,
-      customerId: d.resolvedCustomerId,
-      ...(d.release ? { release: true } : {}),
-    });
+    const mark = markOf(d);
+    const leased = await acquireFor(deps.emailState, d, token);
     if (!leased.acquired) {
       deps.metrics.deliveries.inc({ outcome: 'waited_for_lease' });
       await later(item);

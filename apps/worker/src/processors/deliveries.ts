@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { hashEmail } from '@gk/domain';
+import { type AppliedMark, hashEmail } from '@gk/domain';
 import type { KlaviyoClient, KlaviyoEventInput } from '@gk/klaviyo';
 import { DeliveryJobData, transitionJobId } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
@@ -7,7 +7,7 @@ import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import { statusClass, type WorkerMetrics } from '../metrics.js';
 import type { KlaviyoBreaker } from '../state/breaker.js';
 import type { CredentialsStatus } from '../state/credentials.js';
-import type { EmailState } from '../state/email-state.js';
+import type { EmailState, HeldLeaseResult } from '../state/email-state.js';
 import type { KlaviyoProfileCheck } from '../state/profile-check.js';
 import { createUpstreamGuard, type UpstreamGuard, type UpstreamPolicy } from './upstream-guard.js';
 
@@ -67,6 +67,26 @@ export function eventInputFor(
     backfill,
     ...(settings.includeConversationId ? { conversationId: d.conversationId } : {}),
   };
+}
+
+/** The ordering mark of a delivery's transition. */
+export const markOf = (d: DeliveryJobData): AppliedMark => ({ occurredAt: d.occurredAt, eventId: d.eventId });
+
+/**
+ * Takes the email's lease for `holder` and, in the same Redis step, records the delivery's
+ * transition for its conversation at this address and decides flip or history (see acquireHeld).
+ */
+export function acquireFor(
+  emailState: EmailState,
+  d: DeliveryJobData,
+  holder: string,
+): Promise<HeldLeaseResult> {
+  return emailState.acquireHeld(d.email, holder, markOf(d), {
+    conversationId: d.conversationId,
+    kind: d.kind,
+    customerId: d.resolvedCustomerId,
+    ...(d.release ? { release: true } : {}),
+  });
 }
 
 export const DEFAULT_LEASE_SAFETY_MS = 1_000;
@@ -190,13 +210,8 @@ export function createDeliveriesProcessor(deps: DeliveriesDeps) {
     // as history; a flip claims the mark and the profile value. The lease's end is counted from
     // before the call was sent, so it is never later than Redis' own.
     const leaseEndsAt = performance.now() + deps.emailState.leaseMs;
-    const mark = { occurredAt: d.occurredAt, eventId: d.eventId };
-    const lease = await deps.emailState.acquireHeld(d.email, holder, mark, {
-      conversationId: d.conversationId,
-      kind: d.kind,
-      customerId: d.resolvedCustomerId,
-      ...(d.release ? { release: true } : {}),
-    });
+    const mark = markOf(d);
+    const lease = await acquireFor(deps.emailState, d, holder);
     if (!lease.acquired) {
       deps.metrics.deliveries.inc({ outcome: 'waited_for_lease' });
       log.debug('another delivery for this email is running; waiting');
