@@ -93,13 +93,28 @@ export function createApp(deps: AppDeps): IngestApp {
       stop({ method: req.method, route: routeLabel(req), status_code: res.statusCode }),
     );
     // While shutting down, no keep-alive: the client's next request goes to another instance.
-    if (readiness.shuttingDown) res.set('Connection', 'close');
-    res.set('X-Content-Type-Options', 'nosniff');
+    if (readiness.shuttingDown) res.setHeader('Connection', 'close');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
     next();
   });
 
   const requestLog = createRequestLog(deps.logger, { dashboardPath: DASHBOARD_PATH, webhookOf });
   app.use(requestLog.middleware);
+
+  // First: a webhook request is matched here, before it walks the probe and dashboard routes.
+  app.post(
+    WEBHOOK_PATH,
+    createWebhookHandler({
+      authenticate: createWebhookAuthenticator(deps.config.webhookAuth),
+      metrics,
+      logFor: requestLog.logFor,
+      now: deps.now ?? (() => new Date()),
+      store,
+    }),
+  );
+  app.all(WEBHOOK_PATH, (_req, res) =>
+    sendProblem(res, problems.methodNotAllowed('POST'), { Allow: 'POST' }),
+  );
 
   // Probes and metrics: on the webhook port, or (OPS_PORT) only on the `ops` app's own listener.
   const ops = express.Router();
@@ -132,20 +147,6 @@ export function createApp(deps: AppDeps): IngestApp {
   });
 
   if (!deps.separateOps) app.use(ops);
-
-  app.post(
-    WEBHOOK_PATH,
-    createWebhookHandler({
-      authenticate: createWebhookAuthenticator(deps.config.webhookAuth),
-      metrics,
-      logFor: requestLog.logFor,
-      now: deps.now ?? (() => new Date()),
-      store,
-    }),
-  );
-  app.all(WEBHOOK_PATH, (_req, res) =>
-    sendProblem(res, problems.methodNotAllowed('POST'), { Allow: 'POST' }),
-  );
 
   if (deps.config.admin) {
     app.use(DASHBOARD_PATH, ...createDashboard(deps.queues, deps.config.admin));

@@ -48,6 +48,43 @@ export function parseBasicAuthorization(header: string | undefined): BasicCreden
 }
 
 /**
+ * Accepted secrets are hashed once, when the authenticator is made: a check then hashes only
+ * what the request presented (once, whatever the number of candidates) and compares digests.
+ */
+interface DigestedCredential {
+  username: Buffer;
+  password: Buffer;
+}
+
+function digestCredentials(accepted: readonly BasicCredential[]): DigestedCredential[] {
+  return accepted.map((c) => ({ username: digest(c.username), password: digest(c.password) }));
+}
+
+function matchesDigestedCredential(
+  accepted: readonly DigestedCredential[],
+  presented: BasicCredential | null,
+): boolean {
+  const given = presented ?? { username: '', password: '' };
+  const username = digest(given.username);
+  const password = digest(given.password);
+  let matched = 0;
+  for (const candidate of accepted) {
+    const user = Number(timingSafeEqual(candidate.username, username));
+    const pass = Number(timingSafeEqual(candidate.password, password));
+    matched |= user & pass;
+  }
+  return presented !== null && matched === 1;
+}
+
+function matchesDigestedToken(accepted: readonly Buffer[], presented: string | undefined): boolean {
+  if (accepted.length === 0) return false;
+  const given = digest(presented ?? '');
+  let matched = 0;
+  for (const token of accepted) matched |= Number(timingSafeEqual(token, given));
+  return presented !== undefined && presented.length > 0 && matched === 1;
+}
+
+/**
  * True when `presented` equals one of `accepted`. Every candidate is checked, user and password
  * both, with no early exit: a wrong user, a wrong password and a missing header take the same
  * path, so timing tells an attacker nothing about which half was right.
@@ -56,21 +93,12 @@ export function matchesBasicCredential(
   accepted: readonly BasicCredential[],
   presented: BasicCredential | null,
 ): boolean {
-  const given = presented ?? { username: '', password: '' };
-  let matched = 0;
-  for (const candidate of accepted) {
-    const user = Number(constantTimeEqual(candidate.username, given.username));
-    const pass = Number(constantTimeEqual(candidate.password, given.password));
-    matched |= user & pass;
-  }
-  return presented !== null && matched === 1;
+  return matchesDigestedCredential(digestCredentials(accepted), presented);
 }
 
 /** True when `presented` equals one of `accepted`, checking every token without early exit. */
 export function matchesToken(accepted: readonly string[], presented: string | undefined): boolean {
-  let matched = 0;
-  for (const token of accepted) matched |= Number(constantTimeEqual(token, presented ?? ''));
-  return presented !== undefined && presented.length > 0 && matched === 1;
+  return matchesDigestedToken(accepted.map(digest), presented);
 }
 
 function singleHeader(value: string | string[] | undefined): string | undefined {
@@ -87,14 +115,17 @@ export type Authenticator = (headers: IncomingHttpHeaders) => boolean;
 export function createWebhookAuthenticator(config: WebhookAuthConfig): Authenticator {
   if (config.disabled) return () => true;
   const tokenHeader = config.tokenHeader.toLowerCase();
+  const basic = digestCredentials(config.basic);
+  const tokens = config.tokens.map(digest);
   return (headers) => {
-    const basicOk = matchesBasicCredential(config.basic, parseBasicAuthorization(headers.authorization));
-    const tokenOk = matchesToken(config.tokens, singleHeader(headers[tokenHeader]));
+    const basicOk = matchesDigestedCredential(basic, parseBasicAuthorization(headers.authorization));
+    const tokenOk = matchesDigestedToken(tokens, singleHeader(headers[tokenHeader]));
     return basicOk || tokenOk;
   };
 }
 
 /** Basic auth against a fixed list (the dashboard's one admin pair). */
 export function createBasicAuthenticator(accepted: readonly BasicCredential[]): Authenticator {
-  return (headers) => matchesBasicCredential(accepted, parseBasicAuthorization(headers.authorization));
+  const digested = digestCredentials(accepted);
+  return (headers) => matchesDigestedCredential(digested, parseBasicAuthorization(headers.authorization));
 }
