@@ -62,9 +62,11 @@ export function createRequestLog(
       const level = levelOf(fields.url, status, err !== undefined);
       if (level === 'silent' || !logger.isLevelEnabled(level)) return;
       const webhook = options.webhookOf(res);
+      // null: the connection closed before an answer went out (as pino's response serializer says).
+      const answered = { statusCode: res.headersSent ? status : null };
       const line = webhook
-        ? { req: fields, webhook, res: { statusCode: status }, responseTime: Date.now() - startedAt }
-        : { req: fields, res: { statusCode: status }, responseTime: Date.now() - startedAt };
+        ? { req: fields, webhook, res: answered, responseTime: Date.now() - startedAt }
+        : { req: fields, res: answered, responseTime: Date.now() - startedAt };
       const message = webhook
         ? `webhook ${webhook.outcome}`
         : failed
