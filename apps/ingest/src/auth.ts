@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 export interface BasicCredential {
@@ -25,7 +25,8 @@ export function basicChallenge(realm: string): string {
   return `Basic realm="${realm}"`;
 }
 
-const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
+/** SHA-256 of the UTF-8 bytes; the one-shot `hash` costs about half of `createHash().update().digest()`. */
+const digest = (value: string): Buffer => hash('sha256', value, 'buffer');
 
 /**
  * Compares in time that does not depend on where (or whether) the strings differ: both sides are
@@ -49,30 +50,19 @@ export function parseBasicAuthorization(header: string | undefined): BasicCreden
 
 /**
  * Accepted secrets are hashed once, when the authenticator is made: a check then hashes only
- * what the request presented (once, whatever the number of candidates) and compares digests.
+ * what the request presented, once whatever the number of candidates. A Basic pair is hashed as
+ * one string, the user's length first so that no other split of the same characters gives it.
  */
-interface DigestedCredential {
-  username: Buffer;
-  password: Buffer;
+const pairDigest = (c: BasicCredential): Buffer => digest(`${c.username.length}:${c.username}:${c.password}`);
+
+function digestCredentials(accepted: readonly BasicCredential[]): Buffer[] {
+  return accepted.map(pairDigest);
 }
 
-function digestCredentials(accepted: readonly BasicCredential[]): DigestedCredential[] {
-  return accepted.map((c) => ({ username: digest(c.username), password: digest(c.password) }));
-}
-
-function matchesDigestedCredential(
-  accepted: readonly DigestedCredential[],
-  presented: BasicCredential | null,
-): boolean {
-  const given = presented ?? { username: '', password: '' };
-  const username = digest(given.username);
-  const password = digest(given.password);
+function matchesDigestedCredential(accepted: readonly Buffer[], presented: BasicCredential | null): boolean {
+  const given = pairDigest(presented ?? { username: '', password: '' });
   let matched = 0;
-  for (const candidate of accepted) {
-    const user = Number(timingSafeEqual(candidate.username, username));
-    const pass = Number(timingSafeEqual(candidate.password, password));
-    matched |= user & pass;
-  }
+  for (const candidate of accepted) matched |= Number(timingSafeEqual(candidate, given));
   return presented !== null && matched === 1;
 }
 
@@ -86,8 +76,8 @@ function matchesDigestedToken(accepted: readonly Buffer[], presented: string | u
 
 /**
  * True when `presented` equals one of `accepted`. Every candidate is checked, user and password
- * both, with no early exit: a wrong user, a wrong password and a missing header take the same
- * path, so timing tells an attacker nothing about which half was right.
+ * together, with no early exit: a wrong user, a wrong password and a missing header take the
+ * same path, so timing tells an attacker nothing about which half was right.
  */
 export function matchesBasicCredential(
   accepted: readonly BasicCredential[],
