@@ -1,14 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import type { BridgeQueues, RedisConnection } from '@gk/queue';
 import { createMetricsRegistry, type Logger, Readiness, redisReachable } from '@gk/runtime';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
-import { pinoHttp } from 'pino-http';
 import type { Registry } from 'prom-client';
 import { createWebhookAuthenticator } from './auth.js';
 import type { IngestConfig } from './config.js';
 import { createDashboard, DASHBOARD_PATH } from './dashboard.js';
 import { createIngestMetrics } from './metrics.js';
 import { problemFromError, problems, sendProblem } from './problem.js';
+import { createRequestLog } from './request-log.js';
 import { JobStore } from './store/job-store.js';
 import { createWebhookHandler, type WebhookLogFields } from './webhook.js';
 
@@ -56,11 +55,9 @@ function routeLabel(req: Request): string {
 }
 
 /** What the webhook handler recorded for the request log line, if this was a webhook. */
-function webhookOf(res: unknown): WebhookLogFields | undefined {
-  return (res as express.Response).locals?.webhook as WebhookLogFields | undefined;
+function webhookOf(res: express.Response): WebhookLogFields | undefined {
+  return res.locals?.webhook as WebhookLogFields | undefined;
 }
-
-const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
  * The ingest's HTTP app: Gladly webhook, health, metrics and the queue dashboard. Opens nothing
@@ -96,52 +93,27 @@ export function createApp(deps: AppDeps): IngestApp {
       stop({ method: req.method, route: routeLabel(req), status_code: res.statusCode }),
     );
     // While shutting down, no keep-alive: the client's next request goes to another instance.
-    if (readiness.shuttingDown) res.set('Connection', 'close');
-    res.set('X-Content-Type-Options', 'nosniff');
+    if (readiness.shuttingDown) res.setHeader('Connection', 'close');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
     next();
   });
 
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: () => randomUUID(),
-      // Method, path, status and the webhook's outcome only: no headers (credentials), no body
-      // (emails), no query string (a sender configured with `?token=…` would put it in every line).
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url.split('?')[0],
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-      customProps: (_req, res) => {
-        const webhook = webhookOf(res);
-        return webhook ? { webhook } : {};
-      },
-      customLogLevel: (req, res, err) => {
-        const path = pathOf(req as Request);
-        // Probes come every few seconds; a Redis outage is logged once by watchRedisConnection.
-        if (PROBE_PATHS.has(path)) return res.statusCode >= 400 || err ? 'debug' : 'silent';
-        if (err || res.statusCode >= 500) return res.statusCode === 503 ? 'warn' : 'error';
-        if (res.statusCode >= 400) return 'warn';
-        if (path.startsWith(DASHBOARD_PATH)) return 'debug';
-        return 'info';
-      },
-      customSuccessMessage: (_req, res) => {
-        const webhook = webhookOf(res);
-        return webhook ? `webhook ${webhook.outcome}` : 'request completed';
-      },
-      customErrorMessage: (_req, res) => {
-        const webhook = webhookOf(res);
-        return webhook ? `webhook ${webhook.outcome}` : `request failed with ${res.statusCode}`;
-      },
-      // The error itself is logged once by the error handler; the request line stays short.
-      customErrorObject: (_req, _res, _err, val: Record<string, unknown>) => {
-        const { err: _omitted, ...rest } = val;
-        return rest;
-      },
+  const requestLog = createRequestLog(deps.logger, { dashboardPath: DASHBOARD_PATH, webhookOf });
+  app.use(requestLog.middleware);
+
+  // First: a webhook request is matched here, before it walks the probe and dashboard routes.
+  app.post(
+    WEBHOOK_PATH,
+    createWebhookHandler({
+      authenticate: createWebhookAuthenticator(deps.config.webhookAuth),
+      metrics,
+      logFor: requestLog.logFor,
+      now: deps.now ?? (() => new Date()),
+      store,
     }),
+  );
+  app.all(WEBHOOK_PATH, (_req, res) =>
+    sendProblem(res, problems.methodNotAllowed('POST'), { Allow: 'POST' }),
   );
 
   // Probes and metrics: on the webhook port, or (OPS_PORT) only on the `ops` app's own listener.
@@ -176,19 +148,6 @@ export function createApp(deps: AppDeps): IngestApp {
 
   if (!deps.separateOps) app.use(ops);
 
-  app.post(
-    WEBHOOK_PATH,
-    createWebhookHandler({
-      authenticate: createWebhookAuthenticator(deps.config.webhookAuth),
-      metrics,
-      now: deps.now ?? (() => new Date()),
-      store,
-    }),
-  );
-  app.all(WEBHOOK_PATH, (_req, res) =>
-    sendProblem(res, problems.methodNotAllowed('POST'), { Allow: 'POST' }),
-  );
-
   if (deps.config.admin) {
     app.use(DASHBOARD_PATH, ...createDashboard(deps.queues, deps.config.admin));
     deps.logger.info(
@@ -205,7 +164,7 @@ export function createApp(deps: AppDeps): IngestApp {
   /** Never a stack trace in an answer; unknown errors are a 500 problem and one log line. */
   const handleError: ErrorRequestHandler = (err, req, res, _next) => {
     const problem = problemFromError(err);
-    if (problem.status >= 500) req.log.error({ err }, 'unhandled error');
+    if (problem.status >= 500) requestLog.logFor(req).error({ err }, 'unhandled error');
     if (res.headersSent) {
       res.destroy();
       return;

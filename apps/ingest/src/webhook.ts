@@ -1,5 +1,6 @@
 import { readGladlyEvent } from '@gk/domain';
 import { customerChangeJob, transitionJob } from '@gk/queue';
+import type { Logger } from '@gk/runtime';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { type Authenticator, basicChallenge, WEBHOOK_REALM } from './auth.js';
 import type { IngestMetrics, WebhookOutcome } from './metrics.js';
@@ -14,7 +15,7 @@ export const RETRY_AFTER_SECONDS = 10;
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
 
-/** What the request log line says about a webhook (see the pino-http setup in app.ts). */
+/** What the request log line says about a webhook (see request-log.ts). */
 export interface WebhookLogFields {
   eventId?: string;
   type: string;
@@ -31,6 +32,8 @@ export type WebhookAnswer =
 export interface WebhookDeps {
   authenticate: Authenticator;
   metrics: IngestMetrics;
+  /** The request log's logger for this request (its lines carry the request's id). */
+  logFor: (req: Request) => Logger;
   now: () => Date;
   /**
    * Stores each job in Redis, or in the local spool when Redis does not (store/job-store.ts).
@@ -130,7 +133,9 @@ export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
       );
     } catch (err) {
       const what = reading.kind === 'transition' ? 'transition' : 'customer change';
-      req.log.warn({ err: errorSummary(err), eventId: id }, `could not store ${what}, answering 503`);
+      deps
+        .logFor(req)
+        .warn({ err: errorSummary(err), eventId: id }, `could not store ${what}, answering 503`);
       return reject({ eventId: id, type: label, outcome: 'unavailable' }, problems.unavailable(), {
         'Retry-After': String(RETRY_AFTER_SECONDS),
       });
