@@ -1,8 +1,9 @@
 import { readGladlyEvent } from '@gk/domain';
 import { customerChangeJob, transitionJob } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
-import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { type Authenticator, basicChallenge, WEBHOOK_REALM } from './auth.js';
+import { createJsonBodyReader } from './json-body.js';
 import type { IngestMetrics, WebhookOutcome } from './metrics.js';
 import { fieldErrors, type Problem, problemFromError, problems, sendProblem } from './problem.js';
 import type { JobStore } from './store/job-store.js';
@@ -43,13 +44,7 @@ export interface WebhookDeps {
   store: JobStore;
 }
 
-const parseJsonBody = express.json({ limit: WEBHOOK_BODY_LIMIT_BYTES, strict: true, type: () => true });
-
-function readJsonBody(req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => {
-    parseJsonBody(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
-  });
-}
+const readJsonBody = createJsonBodyReader(WEBHOOK_BODY_LIMIT_BYTES);
 
 /**
  * `POST /webhooks/gladly`. Checks run cheapest and least revealing first: credentials (before
