@@ -1,8 +1,9 @@
-import { readGladlyEvent } from '@gk/domain';
+import { readGladlyEvent, redactEmails } from '@gk/domain';
 import { customerChangeJob, transitionJob } from '@gk/queue';
 import type { Logger } from '@gk/runtime';
-import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { type Authenticator, basicChallenge, WEBHOOK_REALM } from './auth.js';
+import { createJsonBodyReader } from './json-body.js';
 import type { IngestMetrics, WebhookOutcome } from './metrics.js';
 import { fieldErrors, type Problem, problemFromError, problems, sendProblem } from './problem.js';
 import type { JobStore } from './store/job-store.js';
@@ -43,13 +44,7 @@ export interface WebhookDeps {
   store: JobStore;
 }
 
-const parseJsonBody = express.json({ limit: WEBHOOK_BODY_LIMIT_BYTES, strict: true, type: () => true });
-
-function readJsonBody(req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => {
-    parseJsonBody(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
-  });
-}
+const readJsonBody = createJsonBodyReader(WEBHOOK_BODY_LIMIT_BYTES);
 
 /**
  * `POST /webhooks/gladly`. Checks run cheapest and least revealing first: credentials (before
@@ -102,19 +97,22 @@ export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
       );
     }
     const { id, type } = reading;
+    // The log names the event by its id; Gladly's ids are opaque tokens, but the schema takes
+    // any string, and an address must never reach a log line.
+    const loggedId = id.includes('@') ? redactEmails(id) : id;
     const label = typeLabelOf(type);
 
     if (reading.kind === 'ping') {
       // Gladly sends PING when a webhook is enabled or its URL changes, and keeps the webhook off unless it gets a 200.
-      return reply({ eventId: id, type: label, outcome: 'pong' }, { status: 'pong', id });
+      return reply({ eventId: loggedId, type: label, outcome: 'pong' }, { status: 'pong', id });
     }
     if (reading.kind === 'ignored') {
       // Acknowledged so Gladly never deactivates the webhook over events the bridge does not use.
-      return reply({ eventId: id, type: label, outcome: 'ignored' }, { status: 'ignored', id, type });
+      return reply({ eventId: loggedId, type: label, outcome: 'ignored' }, { status: 'ignored', id, type });
     }
     if (reading.kind === 'invalid') {
       return reject(
-        { eventId: id, type: label, outcome: 'rejected_invalid' },
+        { eventId: loggedId, type: label, outcome: 'rejected_invalid' },
         problems.invalidPayload(fieldErrors(reading.error)),
       );
     }
@@ -124,7 +122,7 @@ export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
         reading.kind === 'transition' ? transitionJob(reading.transition) : customerChangeJob(reading.change),
       );
       return reply(
-        { eventId: id, type: label, outcome: result.outcome, jobId: result.jobId },
+        { eventId: loggedId, type: label, outcome: result.outcome, jobId: result.jobId },
         {
           status: result.outcome,
           id,
@@ -135,8 +133,8 @@ export function createWebhookHandler(deps: WebhookDeps): RequestHandler {
       const what = reading.kind === 'transition' ? 'transition' : 'customer change';
       deps
         .logFor(req)
-        .warn({ err: errorSummary(err), eventId: id }, `could not store ${what}, answering 503`);
-      return reject({ eventId: id, type: label, outcome: 'unavailable' }, problems.unavailable(), {
+        .warn({ err: errorSummary(err), eventId: loggedId }, `could not store ${what}, answering 503`);
+      return reject({ eventId: loggedId, type: label, outcome: 'unavailable' }, problems.unavailable(), {
         'Retry-After': String(RETRY_AFTER_SECONDS),
       });
     }

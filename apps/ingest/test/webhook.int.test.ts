@@ -395,6 +395,16 @@ describe('logs', () => {
     });
     await postWebhook(ingest.url, `{"email": "${CUSTOMER_EMAIL}"`);
     await postWebhook(ingest.url, freshEvent(), { auth: null, headers: { 'X-Gladly-Token': WEBHOOK_TOKEN } });
+    // An event id holding an address (Gladly's ids never do; the schema takes any string): the
+    // fuzz suite found one logged in clear, accepted, ignored and as a ping.
+    for (const [type, fixtureName] of [
+      ['CONVERSATION/CREATED', undefined],
+      ['CONVERSATION_STATUS/UPDATED', 'conversation-status-updated.json'],
+    ] as const) {
+      const e = fixtureName ? freshEvent(fixtureName) : freshEvent();
+      await postWebhook(ingest.url, { ...e, type, id: `id-${CUSTOMER_EMAIL}` });
+    }
+    await postWebhook(ingest.url, { ...fixture('ping.json'), id: `ping-${CUSTOMER_EMAIL}` });
     const all = ingest.logs.join('\n');
     expect(ingest.logs.length).toBeGreaterThan(10);
     for (const secret of SECRETS) expect(all).not.toContain(secret);
